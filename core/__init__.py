@@ -1,0 +1,63 @@
+"""modelboard's headless core: which model each LLM provider uses.
+
+A proxy imports this on its request path::
+
+    from modelboard.core import open_store
+    store = open_store(watch=True)                # config/model_selections.json
+    model = store.get_model_selection("openai")   # a dict lookup; None if unset
+
+Nothing here imports textual or rich.
+"""
+
+from __future__ import annotations
+
+from .catalog import Catalog, ProviderSpec
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    LockedError,
+    ModelboardError,
+    NotFoundError,
+    ReadOnlyError,
+    ValidationError,
+)
+from .models import ChangeEvent, HistoryEntry, ProviderChange, Selection, Snapshot
+from .opening import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    model_config_manager,
+    model_config_service,
+    open_store,
+    resolve_location,
+)
+from .service import ModelConfigService
+from .store import SelectionStore, Transaction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "Catalog",
+    "ChangeEvent",
+    "ConfigurationError",
+    "ConflictError",
+    "HistoryEntry",
+    "LockedError",
+    "ModelConfigService",
+    "ModelboardError",
+    "NotFoundError",
+    "ProviderChange",
+    "ProviderSpec",
+    "ReadOnlyError",
+    "Selection",
+    "SelectionStore",
+    "Snapshot",
+    "Transaction",
+    "ValidationError",
+    "__version__",
+    "model_config_manager",
+    "model_config_service",
+    "open_store",
+    "resolve_location",
+]

@@ -1,0 +1,180 @@
+"""Which providers exist and which models each serves: the rules every write obeys."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from .catalog_data import BUNDLED_PROVIDERS
+from .errors import ConfigurationError, ValidationError
+from .models import Selection, check_name
+
+__all__ = ["Catalog", "ProviderSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider and the models it serves; ``any_model`` accepts every model name."""
+
+    name: str
+    models: tuple[str, ...] = ()
+    any_model: bool = False
+
+    def accepts(self, model: str) -> bool:
+        return self.any_model or model in self.models
+
+
+class _ProviderFile(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    models: list[str] = []
+    any_model: bool = False
+
+
+class _CatalogFile(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    mode: Literal["extend", "replace"] = "extend"
+    providers: dict[str, _ProviderFile | list[str]]
+
+
+class Catalog(Mapping[str, ProviderSpec]):
+    """An immutable set of providers; validation errors name the closest valid names."""
+
+    def __init__(self, providers: Iterable[ProviderSpec]) -> None:
+        self._providers = {spec.name: spec for spec in providers}
+
+    # -- building ---------------------------------------------------------------------
+    @classmethod
+    def default(cls) -> Catalog:
+        """The bundled catalog of common providers."""
+        return cls.from_mapping(BUNDLED_PROVIDERS)
+
+    @classmethod
+    def from_mapping(cls, providers: Mapping[str, Iterable[str] | None]) -> Catalog:
+        """Build from ``{provider: [models]}``; ``None`` (or ``["*"]``) accepts any model."""
+        specs = []
+        for name, models in providers.items():
+            check_name("provider", name)
+            listed = tuple(models) if models is not None else ()
+            any_model = models is None or "*" in listed
+            specs.append(ProviderSpec(
+                name, tuple(check_name("model", m) for m in listed if m != "*"), any_model))
+        return cls(specs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, base: Catalog | None = None) -> Catalog:
+        """Load a JSON or TOML catalog file.
+
+        The file holds ``providers`` (name -> list of models, or a table with ``models``
+        and ``any_model``) and ``mode``: ``extend`` (default) adds to ``base`` (the
+        bundled catalog unless given), ``replace`` uses only the file's providers.
+        """
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read catalog: {exc.strerror}",
+                                     path=str(path)) from None
+        try:
+            if path.suffix.lower() == ".toml":
+                data = tomllib.loads(raw.decode("utf-8"))
+            else:
+                data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            column = getattr(exc, "colno", None)
+            reason = getattr(exc, "msg", None) or str(exc).split(" (at line")[0]
+            raise ConfigurationError(f"not a valid catalog: {reason}", path=str(path),
+                                     line=line, column=column) from None
+        try:
+            parsed = _CatalogFile.model_validate(data)
+            specs = []
+            for name, entry in parsed.providers.items():
+                if isinstance(entry, list):
+                    entry = _ProviderFile(models=entry)
+                check_name("provider", name)
+                models = tuple(check_name("model", m) for m in entry.models if m != "*")
+                specs.append(ProviderSpec(name, models, entry.any_model or "*" in entry.models))
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigurationError(f"{where}: {first['msg']}", path=str(path)) from None
+        except ValidationError as exc:
+            raise ConfigurationError(str(exc), path=str(path)) from None
+        if parsed.mode == "replace":
+            return cls(specs)
+        return (base if base is not None else cls.default()).extended(specs)
+
+    def extended(self, specs: Iterable[ProviderSpec]) -> Catalog:
+        """A new catalog with ``specs`` added; a provider given again gains its models."""
+        merged = dict(self._providers)
+        for spec in specs:
+            old = merged.get(spec.name)
+            if old is not None:
+                models = old.models + tuple(m for m in spec.models if m not in old.models)
+                spec = ProviderSpec(spec.name, models, old.any_model or spec.any_model)
+            merged[spec.name] = spec
+        return Catalog(merged.values())
+
+    # -- Mapping ------------------------------------------------------------------------
+    def __getitem__(self, provider: str) -> ProviderSpec:
+        return self._providers[provider]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._providers)
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    # -- rules --------------------------------------------------------------------------
+    def models(self, provider: str) -> tuple[str, ...]:
+        """The models listed for ``provider`` (empty for an unknown one)."""
+        spec = self._providers.get(provider)
+        return spec.models if spec else ()
+
+    def close_providers(self, provider: str) -> list[str]:
+        return difflib.get_close_matches(provider, list(self._providers), n=3, cutoff=0.5)
+
+    def close_models(self, provider: str, model: str) -> list[str]:
+        return difflib.get_close_matches(model, list(self.models(provider)), n=3, cutoff=0.5)
+
+    def validate(self, provider: str, model: str | None = None) -> None:
+        """Raise ValidationError unless ``provider`` (and ``model``, if given) are known."""
+        check_name("provider", provider)
+        spec = self._providers.get(provider)
+        if spec is None:
+            close = self.close_providers(provider)
+            hint = f"; did you mean {_either(close)}?" if close else \
+                f"; known providers: {', '.join(sorted(self._providers)) or 'none'}"
+            raise ValidationError(f"unknown provider {provider!r}{hint}", provider=provider,
+                                  suggestions=tuple(close))
+        if model is None:
+            return
+        check_name("model", model)
+        if not spec.accepts(model):
+            close = self.close_models(provider, model)
+            hint = f"; did you mean {_either(close)}?" if close else \
+                f"; it serves {', '.join(spec.models[:6])}{' …' if len(spec.models) > 6 else ''}"
+            raise ValidationError(f"{provider}: model {model!r} is not served by {provider}{hint}",
+                                  provider=provider, suggestions=tuple(close))
+
+    def problems(self, selections: Mapping[str, Selection]) -> list[str]:
+        """One line per selection the catalog does not accept (loading only warns)."""
+        found = []
+        for provider, selection in selections.items():
+            try:
+                self.validate(provider, selection.model_name)
+            except ValidationError as exc:
+                found.append(str(exc))
+        return found
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]

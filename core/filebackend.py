@@ -1,0 +1,339 @@
+"""The default backend: one JSON file, written atomically under a cross-process lock.
+
+Beside ``model_selections.json`` live ``model_selections.json.lock`` (the writers'
+lock), ``model_selections.json.bak`` (a copy of the last good write),
+``model_selections.history.jsonl`` (one line per change) and, after a corrupt file
+was found, ``model_selections.json.corrupt-<time>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import filelock
+import watchfiles
+
+from .backend import Commit, StoredState
+from .errors import ConfigurationError, ReadOnlyError
+from .fileformat import parse_document, render_document, revision_of_bytes
+from .models import HistoryEntry, Selection
+
+__all__ = ["FileBackend"]
+
+log = logging.getLogger("modelboard")
+
+#: Milliseconds watchfiles sleeps between checks; the latency floor of a reload.
+WATCH_STEP_MS = 10
+#: Longest a burst of changes is grouped before the store reloads.
+WATCH_DEBOUNCE_MS = 50
+#: How often an idle watcher wakes up in Python (also how soon ``armed`` is set).
+WATCH_TIMEOUT_MS = 100
+LOCK_TIMEOUT_S = 30.0
+_EMPTY_REVISION = revision_of_bytes(render_document({}))
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class FileBackend:
+    """Selections in a JSON file; see the module docstring for the files beside it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+                 step_ms: int = WATCH_STEP_MS, debounce_ms: int = WATCH_DEBOUNCE_MS) -> None:
+        self.location = os.fspath(path)
+        self.path = Path(os.path.abspath(self.location))
+        self.read_only = read_only
+        self.step_ms = step_ms
+        self.debounce_ms = debounce_ms
+        self._quarantined: bytes | None = None
+        self._swept_temp_files = False
+        self._thread_lock = threading.Lock()
+        self._file_locks: dict[Path, filelock.FileLock] = {}
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def target(self) -> Path:
+        """The real file written to (a symlinked path is written through to its target)."""
+        return Path(os.path.realpath(self.path))
+
+    @property
+    def history_path(self) -> Path:
+        target = self.target
+        return target.with_name(f"{target.stem}.history.jsonl")
+
+    @property
+    def backup_path(self) -> Path:
+        target = self.target
+        return target.with_name(target.name + ".bak")
+
+    @property
+    def lock_path(self) -> Path:
+        target = self.target
+        return target.with_name(target.name + ".lock")
+
+    # -- reading --------------------------------------------------------------------------
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise ConfigurationError("is a folder, not a file", path=str(path)) from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read: {exc.strerror}", path=str(path)) from None
+
+    def _state_from_bytes(self, data: bytes, location: str) -> StoredState:
+        selections = parse_document(data, path=location)
+        revision = revision_of_bytes(render_document(selections))
+        return StoredState(selections, revision, token=_digest(data))
+
+    def token(self) -> object:
+        data = self._read(self.path)
+        return None if data is None else _digest(data)
+
+    def load(self) -> StoredState:
+        data = self._read(self.path)
+        if data is None:
+            return StoredState({}, _EMPTY_REVISION, token=None, exists=False)
+        return self._state_from_bytes(data, self.location)
+
+    def load_backup(self) -> StoredState | None:
+        backup = self.backup_path
+        data = self._read(backup)
+        if data is None:
+            return None
+        try:
+            return self._state_from_bytes(data, str(backup))
+        except ConfigurationError as exc:
+            log.warning("backup is not usable either: %s", exc)
+            return None
+
+    def quarantine(self) -> str | None:
+        """Copy the current (unreadable) file aside as ``<name>.corrupt-<UTC time>``."""
+        if self.read_only:
+            return None
+        data = self._read(self.path)
+        if data is None:
+            return None
+        target = self.target
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = target.with_name(f"{target.name}.corrupt-{stamp}")
+        self._write_atomically(aside, data, durable=True)
+        self._quarantined = _digest(data)
+        return str(aside)
+
+    # -- writing --------------------------------------------------------------------------
+    def _lock_for(self, target: Path) -> filelock.FileLock:
+        lock = self._file_locks.get(target)
+        if lock is None:
+            lock = filelock.FileLock(target.with_name(target.name + ".lock"),
+                                     timeout=LOCK_TIMEOUT_S)
+            self._file_locks[target] = lock
+        return lock
+
+    def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
+               base: StoredState) -> StoredState | None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        target = self.target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create folder: {exc.strerror}",
+                                     path=str(target.parent)) from None
+        with self._thread_lock:
+            try:
+                self._lock_for(target).acquire()
+            except filelock.Timeout:
+                raise ConfigurationError(
+                    f"another writer has held the lock for over {LOCK_TIMEOUT_S:.0f} s",
+                    path=str(self.lock_path)) from None
+            except OSError as exc:
+                raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
+                                         path=str(self.lock_path)) from None
+            try:
+                return self._commit_locked(target, change, base)
+            finally:
+                self._lock_for(target).release()
+
+    def _commit_locked(self, target: Path,
+                       change: Callable[[Mapping[str, Selection]], Commit | None],
+                       base: StoredState) -> StoredState | None:
+        self._sweep_temp_files(target)
+        data = self._read(target)
+        current: Mapping[str, Selection]
+        if data is None:
+            current = base.selections  # a deleted file: build on the last good state
+        elif _digest(data) == base.token:
+            current = base.selections  # unchanged since we loaded it: no need to parse
+        else:
+            try:
+                current = parse_document(data, path=self.location)
+            except ConfigurationError:
+                if _digest(data) != self._quarantined:
+                    raise
+                current = base.selections  # already copied aside at start-up
+        result = change(current)
+        if result is None:
+            return None
+        rendered = render_document(result.selections)
+        revision = revision_of_bytes(rendered)
+        self._write_atomically(target, rendered, durable=True)
+        self._quarantined = None
+        try:
+            self._write_atomically(self.backup_path, rendered, durable=False)
+        except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
+            log.warning("could not refresh the backup: %s", exc)
+        self._append_history([replace(entry, revision=revision) for entry in result.history])
+        return StoredState(result.selections, revision, token=_digest(rendered))
+
+    def _sweep_temp_files(self, target: Path) -> None:
+        """Remove temp files of writers killed mid-write (safe: we hold the lock)."""
+        if self._swept_temp_files:
+            return
+        self._swept_temp_files = True
+        try:
+            for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("could not sweep temp files: %s", exc)
+
+    def _write_atomically(self, target: Path, data: bytes, *, durable: bool) -> None:
+        """Temp file in the same folder, fsync, rename over, fsync the folder.
+
+        The file's mode (and owner, when root) is kept; a new file gets 0600.
+        """
+        try:
+            existing = os.stat(target)
+            mode, owner = stat.S_IMODE(existing.st_mode), (existing.st_uid, existing.st_gid)
+        except FileNotFoundError:
+            mode, owner = 0o600, None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write: {exc.strerror}", path=str(target)) from None
+        temp_path: str | None = None
+        try:
+            fd, temp_path = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                             dir=target.parent)
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fchmod(temp.fileno(), mode)
+                if owner is not None and os.geteuid() == 0:
+                    os.fchown(temp.fileno(), *owner)
+                if durable:
+                    os.fsync(temp.fileno())
+            os.replace(temp_path, target)
+            temp_path = None
+            if durable:
+                _fsync_folder(target.parent)
+        except OSError as exc:
+            reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
+                else exc.strerror
+            raise ConfigurationError(f"cannot write: {reason}; the previous file is intact",
+                                     path=str(target)) from None
+        finally:
+            if temp_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_path)
+
+    # -- history --------------------------------------------------------------------------
+    def _append_history(self, entries: list[HistoryEntry]) -> None:
+        if not entries:
+            return
+        lines = "".join(json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+                        for entry in entries).encode("utf-8")
+        path = self.history_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, lines)  # one write of whole lines: O_APPEND keeps it together
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # The change itself is stored; losing its history line must not undo it.
+            log.error("%s: could not append history: %s", path, exc.strerror)
+
+    def read_history(self, provider: str | None = None,
+                     limit: int | None = None) -> list[HistoryEntry]:
+        data = self._read(self.history_path)
+        if not data:
+            return []
+        entries: list[HistoryEntry] = []
+        for number, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = HistoryEntry.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s:%d: skipping unreadable history line: %s",
+                            self.history_path, number, exc)
+                continue
+            if provider is None or entry.provider == provider:
+                entries.append(entry)
+        entries.reverse()
+        return entries[:limit] if limit is not None else entries
+
+    # -- watching -------------------------------------------------------------------------
+    def _watch_plan(self) -> tuple[list[str], set[str]]:
+        """Folders to watch (nearest existing ones) and the paths whose change matters."""
+        wanted = {self.path, self.target}
+        folders: set[str] = set()
+        interesting: set[str] = {str(p) for p in wanted}
+        for path in wanted:
+            folder = path.parent
+            while not folder.is_dir() and folder != folder.parent:
+                interesting.add(str(folder))  # its creation means: watch again, closer
+                folder = folder.parent
+            folders.add(str(folder))
+        return sorted(folders), interesting
+
+    def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
+        # A watch on the file itself goes deaf after the first atomic replace (new
+        # inode), so watch its folder and filter on the name.
+        while not stop.is_set():
+            folders, interesting = self._watch_plan()
+            target = self.target
+
+            def matters(_change: watchfiles.Change, path: str,
+                        interesting: set[str] = interesting) -> bool:
+                return path in interesting
+
+            for changes in watchfiles.watch(
+                    *folders, watch_filter=matters, step=self.step_ms, debounce=self.debounce_ms,
+                    rust_timeout=WATCH_TIMEOUT_MS, yield_on_timeout=True, stop_event=stop,
+                    recursive=False, raise_interrupt=False, debug=False):
+                if not armed.is_set():
+                    armed.set()
+                    yield  # catch up on anything that changed before the watch was armed
+                if not changes:
+                    continue
+                yield
+                if self._watch_plan()[0] != folders or self.target != target:
+                    break  # a folder appeared or the symlink moved: watch the new place
+            else:
+                return
+
+    def close(self) -> None:
+        self._file_locks.clear()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,305 @@
+"""Reading and writing the selections document (JSON) with exact error locations.
+
+Parsing is strict about structure: every problem raises ConfigurationError with the
+file, line, column and reason. It says nothing about the catalog; the store decides
+what an unknown provider or model means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from .errors import ConfigurationError, ValidationError
+from .models import Selection, check_name
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_DOCUMENT_BYTES",
+    "parse_document",
+    "render_document",
+    "revision_of",
+    "revision_of_bytes",
+]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 32
+_KNOWN_FIELDS = ("model_name", "editable", "last_updated", "updated_by", "lock_reason")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_BAD_CONSTANT = re.compile(r"-?Infinity|NaN")
+
+
+class _Located(Exception):
+    """Internal: a problem at a character offset of the text."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+class _LineCounter:
+    """Line and column of increasing offsets in one pass (a count per entry is quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._offset = 0
+        self._line = 1
+        self._line_start = 0
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        if offset < self._offset:
+            return _line_col(self._text, offset)
+        newlines = self._text.count("\n", self._offset, offset)
+        if newlines:
+            self._line += newlines
+            self._line_start = self._text.rfind("\n", self._offset, offset) + 1
+        self._offset = offset
+        return self._line, offset - self._line_start + 1
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, stopping once ``limit`` is passed."""
+    if limit < 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
+def _has_containers(value: Any) -> bool:
+    """True if an entry holds nested objects or arrays (only unknown fields may)."""
+    if isinstance(value, dict):
+        return any(isinstance(v, dict | list) for v in value.values())
+    return isinstance(value, list)
+
+
+def _decode_value(text: str, offset: int) -> tuple[Any, int]:
+    try:
+        return _DECODER.raw_decode(text, offset)
+    except json.JSONDecodeError as exc:
+        raise _Located(exc.msg, exc.pos) from None
+    except RecursionError:
+        raise _Located(f"nesting deeper than {MAX_DEPTH} levels", offset) from None
+    except ValueError as exc:  # a duplicate key or NaN, from the hooks above
+        match = _BAD_CONSTANT.search(text, offset) if "JSON" in str(exc) else None
+        raise _Located(str(exc), match.start() if match else offset) from None
+
+
+def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
+    """Decode the top-level object, returning (key, value, offset of key) in file order."""
+    offset = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    if offset == len(text):
+        raise _Located("file is empty; expected a JSON object", 0)
+    if text[offset] != "{":
+        value, _ = _decode_value(text, offset)
+        kind = type(value).__name__ if value is not None else "null"
+        raise _Located(
+            f"top level must be an object of provider -> selection, not {_json_kind(kind)}",
+            offset)
+    offset += 1
+    entries: list[tuple[str, Any, int]] = []
+    seen: set[str] = set()
+    while True:
+        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        if not entries and offset < len(text) and text[offset] == "}":
+            offset += 1
+            break
+        if offset >= len(text) or text[offset] != '"':
+            raise _Located("expecting a provider name in double quotes", offset)
+        key_offset = offset
+        try:
+            key, offset = json.decoder.scanstring(text, offset + 1)  # type: ignore[attr-defined]
+        except json.JSONDecodeError as exc:
+            raise _Located(exc.msg, exc.pos) from None
+        if key in seen:
+            raise _Located(f"duplicate provider {key!r}", key_offset)
+        seen.add(key)
+        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        if offset >= len(text) or text[offset] != ":":
+            raise _Located("expecting ':' after the provider name", offset)
+        offset = _WHITESPACE.match(text, offset + 1).end()  # type: ignore[union-attr]
+        value_offset = offset
+        value, offset = _decode_value(text, offset)
+        if _has_containers(value) and _depth(value, MAX_DEPTH) > MAX_DEPTH:
+            raise _Located(f"nesting deeper than {MAX_DEPTH} levels", value_offset)
+        entries.append((key, value, key_offset))
+        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        if offset < len(text) and text[offset] == ",":
+            offset += 1
+            continue
+        if offset < len(text) and text[offset] == "}":
+            offset += 1
+            break
+        raise _Located("expecting ',' or '}' after a selection", offset)
+    offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+    if offset != len(text):
+        raise _Located("unexpected text after the top-level object", offset)
+    return entries
+
+
+def _json_kind(python_name: str) -> str:
+    return {"list": "an array", "str": "a string", "int": "a number", "float": "a number",
+            "bool": "a boolean", "null": "null"}.get(python_name, python_name)
+
+
+def _optional_str(provider: str, entry: Mapping[str, Any], name: str) -> str | None:
+    value = entry.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{provider}: {name} must be a string or null, "
+                         f"not {_json_kind(type(value).__name__)}")
+    return value
+
+
+def _selection_from_json(provider: str, value: Any) -> Selection:
+    """Build a Selection from an entry in either the current or the legacy form."""
+    if isinstance(value, str):  # legacy form: "provider": "model"
+        return Selection(model_name=check_name("model", value))
+    if not isinstance(value, dict):
+        raise ValueError(f"{provider}: expected a model name or an object with model_name, "
+                         f"not {_json_kind(type(value).__name__ if value is not None else 'null')}")
+    if "model_name" not in value:
+        raise ValueError(f"{provider}: missing model_name")
+    model = check_name("model", value["model_name"])
+    editable = value.get("editable", True)
+    if not isinstance(editable, bool):
+        kind = type(editable).__name__ if editable is not None else "null"
+        raise ValueError(f"{provider}: editable must be true or false, not {_json_kind(kind)}")
+    stamp = _optional_str(provider, value, "last_updated")
+    try:
+        last_updated = datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        raise ValueError(f"{provider}: last_updated {stamp!r} is not an ISO 8601 time") from None
+    extra = {k: v for k, v in value.items() if k not in _KNOWN_FIELDS}
+    return Selection(
+        model_name=model,
+        editable=editable,
+        last_updated=last_updated,
+        updated_by=_optional_str(provider, value, "updated_by"),
+        lock_reason=_optional_str(provider, value, "lock_reason"),
+        **({"extra": MappingProxyType(extra)} if extra else {}),
+    )
+
+
+def parse_document(data: bytes, *, path: str,
+                   problems: list[ConfigurationError] | None = None,
+                   positions: dict[str, tuple[int, int]] | None = None) -> dict[str, Selection]:
+    """Parse the bytes of a selections file; raise ConfigurationError naming the spot.
+
+    With ``problems`` given, a bad entry is recorded there and skipped instead of
+    raised (so that ``validate`` can report every one); a broken document still raises.
+    ``positions``, when given, receives each provider's line and column.
+    """
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ConfigurationError(
+            f"file is {len(data) / 1e6:.1f} MB; the limit is "
+            f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB", path=path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ConfigurationError(
+            "file starts with a byte order mark; save it as UTF-8 without BOM",
+            path=path, line=1, column=1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = data[: exc.start].decode("utf-8", errors="replace")
+        line, column = _line_col(prefix, len(prefix))
+        raise ConfigurationError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                                 path=path, line=line, column=column) from None
+    try:
+        entries = _top_level_entries(text)
+    except _Located as exc:
+        line, column = _line_col(text, exc.offset)
+        raise ConfigurationError(exc.reason, path=path, line=line, column=column) from None
+    selections: dict[str, Selection] = {}
+    lines = _LineCounter(text)
+    for provider, value, offset in entries:
+        if positions is not None:
+            positions[provider] = lines.locate(offset)
+        try:
+            check_name("provider", provider)
+            selections[provider] = _selection_from_json(provider, value)
+        except (ValueError, ValidationError) as exc:
+            reason = str(exc)
+            if not reason.startswith(f"{provider}:"):
+                reason = f"{provider!r}: {reason}"
+            line, column = lines.locate(offset)
+            error = ConfigurationError(reason, path=path, line=line, column=column)
+            if problems is None:
+                raise error from None
+            problems.append(error)
+    return selections
+
+
+_encode_str = json.encoder.encode_basestring
+
+
+def _render_value(value: Any, indent: str) -> str:
+    if isinstance(value, str):
+        return _encode_str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    nested = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return nested.replace("\n", "\n" + indent)
+
+
+def render_document(selections: Mapping[str, Selection]) -> bytes:
+    """The file form: sorted keys, two-space indent, final newline (small git diffs).
+
+    Byte for byte what ``json.dumps(..., indent=2, sort_keys=True, ensure_ascii=False)``
+    gives, built directly because that encoder falls back to pure Python with an indent
+    and this runs on every write.
+    """
+    if not selections:
+        return b"{}\n"
+    parts = ["{"]
+    providers = sorted(selections)
+    last_provider = providers[-1]
+    for provider in providers:
+        entry = selections[provider].to_json()
+        parts.append(f"\n  {_encode_str(provider)}: {{")
+        keys = sorted(entry)
+        for key in keys:
+            comma = "," if key != keys[-1] else ""
+            parts.append(f"\n    {_encode_str(key)}: {_render_value(entry[key], '    ')}{comma}")
+        parts.append("\n  }," if provider != last_provider else "\n  }")
+    parts.append("\n}\n")
+    return "".join(parts).encode("utf-8")
+
+
+def revision_of_bytes(rendered: bytes) -> str:
+    """The revision of a rendered document."""
+    return hashlib.blake2b(rendered, digest_size=8).hexdigest()
+
+
+def revision_of(selections: Mapping[str, Selection]) -> str:
+    """A content hash: equal selections give equal revisions, whatever the formatting."""
+    return revision_of_bytes(render_document(selections))

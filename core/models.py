@@ -1,0 +1,242 @@
+"""Value types of the core: a provider's Selection, the immutable Snapshot, and change records."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .errors import ValidationError
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "ChangeEvent",
+    "HistoryEntry",
+    "ProviderChange",
+    "Selection",
+    "Snapshot",
+    "check_name",
+    "utc_now",
+]
+
+MAX_NAME_LENGTH = 200
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, to the second (what ``last_updated`` records)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def check_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable provider or model name, else raise ValidationError.
+
+    Names reach terminals and log lines, so control and format characters (escape
+    sequences, bidi overrides, line separators) are refused outright.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"{kind} name must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValidationError(f"{kind} name is empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"{kind} name is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if value != value.strip():
+        raise ValidationError(f"{kind} name {value.strip()!r} has leading or trailing spaces")
+    if not value.isprintable():  # C fast path; find the culprit only on failure
+        for char in value:
+            if not char.isprintable() and char != " ":
+                what = "control" if unicodedata.category(char) in ("Cc", "Cf") else "unprintable"
+                raise ValidationError(
+                    f"{kind} name {value!r} contains the {what} character U+{ord(char):04X}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The model chosen for one provider.
+
+    ``editable`` is the lock flag: False means locked. ``extra`` holds fields that a
+    newer version of modelboard wrote; they are kept verbatim on every rewrite.
+    """
+
+    model_name: str
+    editable: bool = True
+    last_updated: datetime | None = None
+    updated_by: str | None = None
+    lock_reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, hash=False)
+
+    @property
+    def locked(self) -> bool:
+        return not self.editable
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as written to the file (unknown fields first, known ones win)."""
+        data: dict[str, Any] = dict(self.extra)
+        data["model_name"] = self.model_name
+        data["editable"] = self.editable
+        data["last_updated"] = (
+            self.last_updated.isoformat() if self.last_updated is not None else None)
+        if self.updated_by is not None:
+            data["updated_by"] = self.updated_by
+        if self.lock_reason is not None:
+            data["lock_reason"] = self.lock_reason
+        return data
+
+
+class Snapshot(Mapping[str, Selection]):
+    """An immutable mapping provider -> Selection, with the content's revision.
+
+    The store replaces its snapshot in one assignment, so a reader holding one never
+    sees it change. ``revision`` is a hash of the content: equal content, equal revision.
+    """
+
+    __slots__ = ("_selections", "revision")
+
+    def __init__(self, selections: Mapping[str, Selection], revision: str) -> None:
+        self._selections: dict[str, Selection] = dict(selections)
+        self.revision = revision
+
+    def __getitem__(self, provider: str) -> Selection:
+        return self._selections[provider]
+
+    def get(self, provider: str, default: Any = None) -> Any:  # faster than Mapping.get
+        return self._selections.get(provider, default)
+
+    def __contains__(self, provider: object) -> bool:
+        return provider in self._selections
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._selections)
+
+    def __len__(self) -> int:
+        return len(self._selections)
+
+    def __repr__(self) -> str:
+        return f"Snapshot(revision={self.revision!r}, providers={len(self._selections)})"
+
+    def as_dict(self) -> dict[str, Selection]:
+        """A new, mutable copy of the mapping."""
+        return dict(self._selections)
+
+    def models(self) -> dict[str, str]:
+        """provider -> model name, for logging or a quick comparison."""
+        return {p: s.model_name for p, s in self._selections.items()}
+
+
+ChangeKind = Literal["added", "removed", "model", "lock"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChange:
+    """What happened to one provider between two snapshots.
+
+    ``kind`` is ``added``, ``removed``, ``model`` (the model changed) or ``lock``
+    (only the lock flag changed). A change of both model and lock reports ``model``
+    with both old and new selections, so nothing is hidden.
+    """
+
+    provider: str
+    kind: ChangeKind
+    old: Selection | None
+    new: Selection | None
+
+    @property
+    def actor(self) -> str | None:
+        """Who made the change, when the new entry records it."""
+        return self.new.updated_by if self.new is not None else None
+
+    def describe(self) -> str:
+        """One line for a log or a notification."""
+        by = f" by {self.actor}" if self.actor else ""
+        if self.kind == "added" and self.new is not None:
+            return f"{self.provider}: set to {self.new.model_name}{by}"
+        if self.kind == "removed" and self.old is not None:
+            return f"{self.provider}: {self.old.model_name} removed"
+        if self.kind == "lock" and self.new is not None:
+            return f"{self.provider}: {'unlocked' if self.new.editable else 'locked'}{by}"
+        assert self.old is not None and self.new is not None
+        return f"{self.provider}: {self.old.model_name} -> {self.new.model_name}{by}"
+
+
+def diff_snapshots(old: Mapping[str, Selection],
+                   new: Mapping[str, Selection]) -> tuple[ProviderChange, ...]:
+    """Per-provider differences from ``old`` to ``new``, in provider order."""
+    changes: list[ProviderChange] = []
+    for provider in sorted(old.keys() | new.keys()):
+        before, after = old.get(provider), new.get(provider)
+        if before == after:
+            continue
+        if before is None:
+            changes.append(ProviderChange(provider, "added", None, after))
+        elif after is None:
+            changes.append(ProviderChange(provider, "removed", before, None))
+        elif before.model_name != after.model_name:
+            changes.append(ProviderChange(provider, "model", before, after))
+        elif before.editable != after.editable:
+            changes.append(ProviderChange(provider, "lock", before, after))
+        else:
+            # Only metadata (time, actor, reason, extra fields) moved; still a change.
+            changes.append(ProviderChange(provider, "model", before, after))
+    return tuple(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """What subscribers receive: the old and new snapshots and what changed.
+
+    When the backend holds something that could not be loaded, ``error`` says why;
+    then ``old is new`` (the last good snapshot stays) and ``changes`` is empty.
+    """
+
+    old: Snapshot
+    new: Snapshot
+    changes: tuple[ProviderChange, ...]
+    error: Exception | None = None
+    source: Literal["local", "external"] = "external"
+
+
+HistoryAction = Literal["set", "lock", "unlock", "remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of the history: who changed which provider, from what to what, when."""
+
+    time: datetime
+    actor: str
+    provider: str
+    action: str
+    old: str | None
+    new: str | None
+    revision: str
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "actor": self.actor,
+            "provider": self.provider,
+            "action": self.action,
+            "old": self.old,
+            "new": self.new,
+            "revision": self.revision,
+            **({"reason": self.reason} if self.reason is not None else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryEntry:
+        return cls(
+            time=datetime.fromisoformat(data["time"]),
+            actor=str(data.get("actor", "")),
+            provider=str(data["provider"]),
+            action=str(data.get("action", "set")),
+            old=data.get("old"),
+            new=data.get("new"),
+            revision=str(data.get("revision", "")),
+            reason=data.get("reason"),
+        )

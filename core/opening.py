@@ -1,0 +1,86 @@
+"""Opening a store: where the selections live, and the seed's ready-made objects."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend
+from .catalog import Catalog
+from .errors import ConfigurationError
+from .filebackend import FileBackend
+from .service import ModelConfigService
+from .store import SelectionStore
+
+__all__ = ["DEFAULT_PATH", "ENV_VAR", "open_store", "resolve_location"]
+
+DEFAULT_PATH = "config/model_selections.json"
+ENV_VAR = "MODELBOARD_FILE"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
+    """The explicit location, else ``$MODELBOARD_FILE``, else the default file."""
+    if location is not None and os.fspath(location):
+        return os.fspath(location)
+    return os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def _backend_for(location: str, *, read_only: bool) -> Backend:
+    if location.startswith(_REDIS_SCHEMES):
+        try:
+            from .redisbackend import RedisBackend  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the Redis backend needs redis-py: pip install 'modelboard[redis]' ({exc})"
+            ) from None
+        backend: Backend = RedisBackend(location, read_only=read_only)
+        return backend
+    return FileBackend(location, read_only=read_only)
+
+
+def open_store(location: str | os.PathLike[str] | None = None, *,
+               catalog: Catalog | str | Path | None = None, actor: str | None = None,
+               read_only: bool = False, watch: bool = False) -> SelectionStore:
+    """Open the selections at ``location`` (a file path or a ``redis://`` URL).
+
+    ``catalog`` is a Catalog, or the path of a catalog file (JSON or TOML); the bundled
+    catalog otherwise. ``read_only`` writes nothing at all, not even a lock file.
+    ``watch`` starts the background reload thread (see ``start_watching``).
+    """
+    if isinstance(catalog, str | Path):
+        catalog = Catalog.from_file(catalog)
+    store = SelectionStore(_backend_for(resolve_location(location), read_only=read_only),
+                           catalog=catalog, actor=actor)
+    if watch:
+        store.start_watching()
+    return store
+
+
+class _DefaultStore:
+    """The store on the default file, opened on first use (the seed's manager object)."""
+
+    def __init__(self) -> None:
+        self._store: SelectionStore | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> SelectionStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store()
+        return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
+
+    def __repr__(self) -> str:
+        if self._store is None:
+            return "<store on the default file, not opened yet>"
+        return repr(self._store)
+
+
+model_config_manager: Any = _DefaultStore()
+model_config_service = ModelConfigService(lambda: model_config_manager._open())

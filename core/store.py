@@ -1,0 +1,517 @@
+"""SelectionStore: the API the proxy, the editor and the command line share.
+
+Reads are a dict lookup in an immutable Snapshot swapped in one assignment: no lock,
+no I/O. Writes go through the backend's commit, which re-reads the stored state under
+the writers' lock; each change is re-applied on top of whatever others wrote since,
+unless they changed the same provider, which is a ConflictError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from .actor import default_actor
+from .backend import Backend, Commit, StoredState
+from .catalog import Catalog
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    LockedError,
+    ModelboardError,
+    NotFoundError,
+    ReadOnlyError,
+)
+from .fileformat import render_document, revision_of_bytes
+from .models import (
+    ChangeEvent,
+    HistoryEntry,
+    Selection,
+    Snapshot,
+    check_name,
+    diff_snapshots,
+    utc_now,
+)
+
+__all__ = ["UNSET", "SelectionStore", "Transaction"]
+
+log = logging.getLogger("modelboard")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "No expectation given" for ``expect=``; None means "expect no selection".
+UNSET: Any = _Unset()
+Subscriber = Callable[[ChangeEvent], None]
+_EMPTY = Snapshot({}, revision_of_bytes(render_document({})))
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    action: Literal["set", "lock", "unlock", "remove"]
+    provider: str
+    model: str | None = None
+    reason: str | None = None
+    expect: Any = UNSET
+
+
+def _value(selection: Selection | None) -> tuple[str, bool] | None:
+    """What a conflict compares: the model and the lock, not the metadata."""
+    return None if selection is None else (selection.model_name, selection.editable)
+
+
+class Transaction:
+    """Changes collected inside ``with store.transaction() as tx:``, written as one.
+
+    Each call is checked at once (an unknown model fails on its line); all are
+    checked again against the latest stored state at commit, and stored atomically.
+    """
+
+    def __init__(self, store: SelectionStore, actor: str) -> None:
+        self._store = store
+        self._actor = actor
+        self._operations: list[_Operation] = []
+
+    def set_model_selection(self, provider: str, model_name: str, *,
+                            expect: str | None = UNSET) -> None:
+        self._store.catalog.validate(provider, model_name)
+        self._operations.append(_Operation("set", provider, model_name, expect=expect))
+
+    def remove_model_selection(self, provider: str, *, expect: str | None = UNSET) -> None:
+        check_name("provider", provider)
+        self._operations.append(_Operation("remove", provider, expect=expect))
+
+    def lock(self, provider: str, *, reason: str | None = None) -> None:
+        check_name("provider", provider)
+        self._operations.append(_Operation("lock", provider, reason=_clean_reason(reason)))
+
+    def unlock(self, provider: str) -> None:
+        check_name("provider", provider)
+        self._operations.append(_Operation("unlock", provider))
+
+    @property
+    def operations(self) -> tuple[_Operation, ...]:
+        return tuple(self._operations)
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
+    return cleaned[:500] or None
+
+
+class SelectionStore:
+    """Per-provider model selections over a backend (a file by default).
+
+    Open one with :func:`modelboard.core.open_store`.
+    """
+
+    def __init__(self, backend: Backend, *, catalog: Catalog | None = None,
+                 actor: str | None = None) -> None:
+        self._backend = backend
+        self.catalog = catalog if catalog is not None else Catalog.default()
+        self.actor = actor or default_actor()
+        self._snapshot = _EMPTY
+        self._state = StoredState({}, _EMPTY.revision, token=None, exists=False)
+        #: Why the stored state could not be loaded the last time it was read; None if it was.
+        self.load_error: ConfigurationError | None = None
+        #: Set when start-up found a corrupt file and recovered: what happened.
+        self.recovery_notice: str | None = None
+        self._state_lock = threading.RLock()
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._events: queue.SimpleQueue[ChangeEvent | None] = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
+        self._watch_lock = threading.Lock()
+        self._watch_users = 0
+        self._watch_thread: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._closed = False
+        self._load_at_start()
+
+    # -- reading (the proxy's hot path) -----------------------------------------------------
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current state; hold on to it for a consistent view across several reads."""
+        return self._snapshot
+
+    def get_model_selection(self, provider: str) -> Selection | None:
+        """The provider's selection, or None. A dict lookup: no lock, no I/O."""
+        return self._snapshot._selections.get(provider)
+
+    def get_all_selections(self) -> Mapping[str, Selection]:
+        """Every selection, as a read-only mapping that never changes under you."""
+        return self._snapshot
+
+    @property
+    def read_only(self) -> bool:
+        return self._backend.read_only
+
+    @property
+    def location(self) -> str:
+        return self._backend.location
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def exists(self) -> bool:
+        """False until something has been stored (a file not yet created)."""
+        return self._state.exists
+
+    def warnings(self) -> list[str]:
+        """Selections the catalog does not know (loaded anyway; fix them when you can)."""
+        return self.catalog.problems(self._snapshot)
+
+    def history(self, provider: str | None = None, *,
+                limit: int | None = None) -> list[HistoryEntry]:
+        """Changes, newest first: time, actor, provider, action, old and new model."""
+        return self._backend.read_history(provider, limit)
+
+    # -- loading ----------------------------------------------------------------------------
+    def _load_at_start(self) -> None:
+        try:
+            state = self._backend.load()
+        except ConfigurationError as error:
+            self.load_error = error
+            aside = self._backend.quarantine() if not self.read_only else None
+            backup = self._backend.load_backup()
+            start = "the last good backup" if backup is not None else "an empty state"
+            kept = f"; copied to {aside}" if aside else ""
+            self.recovery_notice = f"{error}{kept}; started from {start}"
+            log.error("%s", self.recovery_notice)
+            state = backup if backup is not None else self._state
+            state = replace(state, token=None)  # the file on disk is not this state
+        self._state = state
+        self._snapshot = Snapshot(state.selections, state.revision)
+
+    def reload(self) -> Snapshot:
+        """Re-read the backend now. A bad state raises ConfigurationError; the last good stays."""
+        self._refresh(raise_errors=True)
+        return self._snapshot
+
+    def _refresh(self, *, raise_errors: bool = False) -> None:
+        """Load the stored state if it changed; install it or record why it could not be."""
+        with self._state_lock:
+            try:
+                token = self._backend.token()
+                if token is not None and token == self._state.token:
+                    return
+                state = self._backend.load()
+            except ConfigurationError as error:
+                self._record_error(error)
+                if raise_errors:
+                    raise
+                return
+            if not state.exists:
+                if self._state.exists:
+                    self._record_error(ConfigurationError("file is missing; keeping the last "
+                                                          "good state", path=self.location))
+                    if raise_errors:
+                        raise self.load_error  # type: ignore[misc]
+                return
+            self._install(state, "external")
+
+    def _record_error(self, error: ConfigurationError) -> None:
+        if self.load_error is not None and str(self.load_error) == str(error):
+            return
+        self.load_error = error
+        log.warning("%s", error)
+        self._publish(ChangeEvent(self._snapshot, self._snapshot, (), error, "external"))
+
+    def _install(self, state: StoredState, source: Literal["local", "external"]) -> None:
+        recovered = self.load_error is not None
+        self.load_error = None
+        old = self._snapshot
+        self._state = state
+        if state.revision == old.revision and not recovered:
+            return
+        new = Snapshot(state.selections, state.revision)
+        self._snapshot = new  # the one assignment readers see
+        self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source))
+
+    # -- writing ----------------------------------------------------------------------------
+    def set_model_selection(self, provider: str, model_name: str, *, actor: str | None = None,
+                            expect: str | None = UNSET) -> Selection:
+        """Select ``model_name`` for ``provider`` after validating it against the catalog.
+
+        ``expect`` (a model name, or None for "no selection") refuses with ConflictError
+        if the stored value differs; without it, a change made by someone else since
+        this store last loaded is a conflict.
+        """
+        with self.transaction(actor=actor) as tx:
+            tx.set_model_selection(provider, model_name, expect=expect)
+        selection = self.get_model_selection(provider)
+        assert selection is not None
+        return selection
+
+    def bulk_set_model_selections(self, selections: Mapping[str, str], *,
+                                  actor: str | None = None) -> dict[str, Selection]:
+        """Set several providers in one atomic write: all of them, or none."""
+        with self.transaction(actor=actor) as tx:
+            for provider, model_name in selections.items():
+                tx.set_model_selection(provider, model_name)
+        snapshot = self._snapshot
+        return {provider: snapshot[provider] for provider in selections}
+
+    def remove_model_selection(self, provider: str, *, actor: str | None = None,
+                               expect: str | None = UNSET) -> Selection:
+        """Remove the provider's selection; returns what it was."""
+        before = self.get_model_selection(provider)
+        with self.transaction(actor=actor) as tx:
+            tx.remove_model_selection(provider, expect=expect)
+        return before if before is not None else Selection(model_name="")
+
+    def lock(self, provider: str, *, reason: str | None = None,
+             actor: str | None = None) -> Selection:
+        """Lock the provider's selection (``editable`` false) so nobody changes it."""
+        with self.transaction(actor=actor) as tx:
+            tx.lock(provider, reason=reason)
+        selection = self.get_model_selection(provider)
+        assert selection is not None
+        return selection
+
+    def unlock(self, provider: str, *, actor: str | None = None) -> Selection:
+        with self.transaction(actor=actor) as tx:
+            tx.unlock(provider)
+        selection = self.get_model_selection(provider)
+        assert selection is not None
+        return selection
+
+    @contextlib.contextmanager
+    def transaction(self, *, actor: str | None = None) -> Iterator[Transaction]:
+        """Collect changes and write them as one; an exception inside writes nothing."""
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        tx = Transaction(self, actor or self.actor)
+        yield tx
+        self._commit(tx)
+
+    def _commit(self, tx: Transaction) -> None:
+        operations = tx.operations
+        if not operations:
+            return
+        with self._state_lock:
+            base_state = self._state
+            base = self._snapshot
+
+            def apply(current: Mapping[str, Selection]) -> Commit | None:
+                return self._apply(operations, tx._actor, base, current)
+
+            stored = self._backend.commit(apply, base=base_state)
+            if stored is not None:
+                self._install(stored, "local")
+
+    def _apply(self, operations: tuple[_Operation, ...], actor: str, base: Snapshot,
+               current: Mapping[str, Selection]) -> Commit | None:
+        """Re-apply ``operations`` on ``current``, the latest stored state, or refuse."""
+        working = dict(current)
+        checked: set[str] = set()
+        history: list[HistoryEntry] = []
+        now = utc_now()
+        for op in operations:
+            provider = op.provider
+            existing = working.get(provider)
+            if provider not in checked:
+                checked.add(provider)
+                stored = current.get(provider)
+                if op.expect is not UNSET:
+                    stale = (stored.model_name if stored else None) != op.expect
+                else:
+                    stale = _value(stored) != _value(base.get(provider))
+                if stale:
+                    raise ConflictError(
+                        provider, theirs=stored.model_name if stored else None,
+                        mine=op.model if op.action == "set" else _describe(op, existing),
+                        theirs_by=stored.updated_by if stored else None)
+            if op.action == "set":
+                assert op.model is not None
+                self.catalog.validate(provider, op.model)
+                if existing is not None and not existing.editable:
+                    raise LockedError(provider, locked_by=existing.updated_by,
+                                      reason=existing.lock_reason)
+                if existing is not None and existing.model_name == op.model:
+                    continue
+                selection = Selection(model_name=op.model, editable=True, last_updated=now,
+                                      updated_by=actor)
+                if existing is not None and existing.extra:
+                    selection = replace(selection, extra=existing.extra)
+                working[provider] = selection
+                history.append(HistoryEntry(now, actor, provider, "set",
+                                            existing.model_name if existing else None,
+                                            op.model, ""))
+            elif op.action == "remove":
+                if existing is None:
+                    raise NotFoundError(provider)
+                if not existing.editable:
+                    raise LockedError(provider, locked_by=existing.updated_by,
+                                      reason=existing.lock_reason)
+                del working[provider]
+                history.append(HistoryEntry(now, actor, provider, "remove",
+                                            existing.model_name, None, ""))
+            else:  # lock / unlock
+                if existing is None:
+                    raise NotFoundError(provider)
+                locking = op.action == "lock"
+                if existing.editable != locking and (not locking or
+                                                     existing.lock_reason == op.reason):
+                    continue  # already so
+                working[provider] = replace(
+                    existing, editable=not locking, last_updated=now, updated_by=actor,
+                    lock_reason=op.reason if locking else None)
+                history.append(HistoryEntry(now, actor, provider, op.action,
+                                            existing.model_name, existing.model_name, "",
+                                            op.reason if locking else None))
+        if not history:
+            return None
+        return Commit(working, tuple(history))
+
+    # -- subscribing --------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` after every change; returns a function that unsubscribes.
+
+        Callbacks run in one dispatcher thread, in order, never on the reading path; one
+        that raises is logged and the others still run.
+        """
+        with self._watch_lock:
+            self._subscribers = (*self._subscribers, callback)
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
+                                                    name="modelboard-dispatch")
+                self._dispatcher.start()
+
+        def unsubscribe() -> None:
+            with self._watch_lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def _publish(self, event: ChangeEvent) -> None:
+        if self._subscribers:
+            self._events.put(event)
+
+    def _dispatch(self) -> None:
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            for callback in self._subscribers:
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("a modelboard subscriber raised; the others still run")
+
+    # -- watching ------------------------------------------------------------------------------
+    def start_watching(self, *, wait: bool = True) -> SelectionStore:
+        """Reload in a background thread whenever the stored state changes.
+
+        Calls nest: each needs a matching ``stop_watching``. With ``wait`` (default) this
+        returns once the watch is armed, so no later change can be missed.
+        """
+        with self._watch_lock:
+            self._watch_users += 1
+            if self._watch_thread is None:
+                self._watch_stop = threading.Event()
+                armed = threading.Event()
+                self._watch_thread = threading.Thread(
+                    target=self._follow_backend, args=(self._watch_stop, armed),
+                    name="modelboard-watch", daemon=True)
+                self._watch_thread.start()
+                self._armed = armed
+        if wait:
+            self._armed.wait(timeout=10)
+        return self
+
+    def stop_watching(self) -> None:
+        with self._watch_lock:
+            if self._watch_users == 0:
+                return
+            self._watch_users -= 1
+            if self._watch_users > 0 or self._watch_thread is None:
+                return
+            thread, self._watch_thread = self._watch_thread, None
+            self._watch_stop.set()
+        thread.join(timeout=10)
+
+    @property
+    def watching(self) -> bool:
+        return self._watch_thread is not None
+
+    def __enter__(self) -> SelectionStore:
+        return self.start_watching()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_watching()
+
+    def _follow_backend(self, stop: threading.Event, armed: threading.Event) -> None:
+        try:
+            for _ in self._backend.follow(stop, armed):
+                if stop.is_set():
+                    return
+                self._refresh()
+        except Exception:
+            log.exception("%s: the watcher stopped", self.location)
+        finally:
+            armed.set()
+
+    async def changes(self) -> AsyncIterator[ChangeEvent]:
+        """``async for event in store.changes():`` — watches while the loop iterates."""
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[ChangeEvent] = asyncio.Queue()
+
+        def forward(event: ChangeEvent) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                loop.call_soon_threadsafe(inbox.put_nowait, event)
+
+        unsubscribe = self.subscribe(forward)
+        await asyncio.to_thread(self.start_watching)
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            unsubscribe()
+            await asyncio.to_thread(self.stop_watching)
+
+    def close(self) -> None:
+        """Stop watching and dispatching; the store still answers reads."""
+        with self._watch_lock:
+            self._watch_users = min(self._watch_users, 1)
+        self.stop_watching()
+        with self._watch_lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+            self._subscribers = ()
+        if dispatcher is not None:
+            self._events.put(None)
+            dispatcher.join(timeout=10)
+        self._backend.close()
+
+    def __repr__(self) -> str:
+        return (f"SelectionStore({self.location!r}, revision={self._snapshot.revision!r}, "
+                f"providers={len(self._snapshot)})")
+
+    # -- checking -----------------------------------------------------------------------------
+    def validate(self) -> list[ModelboardError]:
+        """Everything wrong with what is stored now, strict about the catalog too."""
+        try:
+            state = self._backend.load()
+        except ConfigurationError as error:
+            return [error]
+        return [ConfigurationError(problem, path=self.location)
+                for problem in self.catalog.problems(state.selections)]
+
+
+def _describe(op: _Operation, existing: Selection | None) -> str | None:
+    model = existing.model_name if existing else None
+    if op.action == "remove":
+        return None
+    return f"{model} ({op.action}ed)" if model else op.action

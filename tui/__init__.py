@@ -1,0 +1,1 @@
+"""modelboard terminal editor."""
