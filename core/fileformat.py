@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -31,7 +32,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
 _KNOWN_FIELDS = ("model_name", "editable", "last_updated", "updated_by", "lock_reason")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_BAD_CONSTANT = re.compile(r"-?Infinity|NaN")
+# A \uD800-\uDFFF escape may decode to a lone surrogate, which UTF-8 cannot encode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class _Located(Exception):
@@ -69,8 +71,24 @@ class _LineCounter:
         return self._line, offset - self._line_start + 1
 
 
+class _BadToken(ValueError):
+    """Raised by the decoder hooks; ``token`` is the text to point the error at."""
+
+    def __init__(self, reason: str, token: str) -> None:
+        super().__init__(reason)
+        self.token = token
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _BadToken(f"{name} is not valid JSON", name)
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 decodes to inf, which would be written back as the invalid token Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadToken(f"number {text} is out of range", text)
+    return value
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -82,7 +100,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                            parse_float=_finite_float)
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -110,9 +129,11 @@ def _decode_value(text: str, offset: int) -> tuple[Any, int]:
         raise _Located(exc.msg, exc.pos) from None
     except RecursionError:
         raise _Located(f"nesting deeper than {MAX_DEPTH} levels", offset) from None
-    except ValueError as exc:  # a duplicate key or NaN, from the hooks above
-        match = _BAD_CONSTANT.search(text, offset) if "JSON" in str(exc) else None
-        raise _Located(str(exc), match.start() if match else offset) from None
+    except _BadToken as exc:  # NaN, Infinity or an overflowing number
+        found = text.find(exc.token, offset)
+        raise _Located(str(exc), found if found >= 0 else offset) from None
+    except ValueError as exc:  # a duplicate key, or an integer too long to convert
+        raise _Located(str(exc), offset) from None
 
 
 def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
@@ -180,6 +201,16 @@ def _optional_str(provider: str, entry: Mapping[str, Any], name: str) -> str | N
     return value
 
 
+def _check_encodable(provider: str, value: Any) -> None:
+    """Refuse lone surrogates: they load, but the next write could not encode them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        raise ValueError(f"{provider}: contains a lone surrogate \\u{code:04x}, "
+                         "which is not text") from None
+
+
 def _selection_from_json(provider: str, value: Any) -> Selection:
     """Build a Selection from an entry in either the current or the legacy form."""
     if isinstance(value, str):  # legacy form: "provider": "model"
@@ -241,11 +272,14 @@ def parse_document(data: bytes, *, path: str,
         raise ConfigurationError(exc.reason, path=path, line=line, column=column) from None
     selections: dict[str, Selection] = {}
     lines = _LineCounter(text)
+    may_hold_surrogates = _SURROGATE_ESCAPE.search(text) is not None
     for provider, value, offset in entries:
         if positions is not None:
             positions[provider] = lines.locate(offset)
         try:
             check_name("provider", provider)
+            if may_hold_surrogates:
+                _check_encodable(provider, value)
             selections[provider] = _selection_from_json(provider, value)
         except (ValueError, ValidationError) as exc:
             reason = str(exc)

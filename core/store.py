@@ -184,10 +184,16 @@ class SelectionStore:
             state = self._backend.load()
         except ConfigurationError as error:
             self.load_error = error
-            aside = self._backend.quarantine() if not self.read_only else None
+            kept = ""
+            try:
+                aside = self._backend.quarantine() if not self.read_only else None
+                kept = f"; copied to {aside}" if aside else ""
+            except ConfigurationError as copy_error:
+                # Not copied aside means not quarantined: writes keep refusing to
+                # overwrite it, so nothing is lost by starting anyway.
+                kept = f"; not copied aside ({copy_error.reason})"
             backup = self._backend.load_backup()
             start = "the last good backup" if backup is not None else "an empty state"
-            kept = f"; copied to {aside}" if aside else ""
             self.recovery_notice = f"{error}{kept}; started from {start}"
             log.error("%s", self.recovery_notice)
             state = backup if backup is not None else self._state
