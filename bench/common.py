@@ -7,11 +7,20 @@ the same run, because this machine is shared and absolute times drift.
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import filelock
+
+if TYPE_CHECKING:
+    from modelboard.core import Catalog
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def time_per_call(function: Callable[[], object], *, repeat: int = 7, number: int = 10_000) -> float:
+def time_per_call(function: Callable[[], object], *, repeat: int = 7,
+                  number: int = 10_000) -> float:
     """Best-of-``repeat`` seconds per call of ``function`` over ``number`` calls."""
     best = float("inf")
     for _ in range(repeat):
@@ -60,3 +70,84 @@ def time_per_call(function: Callable[[], object], *, repeat: int = 7, number: in
             function()
         best = min(best, (time.perf_counter() - start) / number)
     return best
+
+
+# -- fixtures shared by the figures ------------------------------------------------------------
+
+#: Models the sample providers choose from (names as long as real ones).
+_SAMPLE_MODELS = ("gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash", "mistral-large-latest",
+                  "llama-3.3-70b-instruct", "qwen2.5-coder-32b-instruct", "o4-mini")
+
+
+def provider_names(count: int) -> list[str]:
+    return [f"provider-{index:05d}" for index in range(count)]
+
+
+def sample_document(count: int) -> bytes:
+    """A selections file of ``count`` providers as modelboard writes it.
+
+    Every entry carries what a real one does (time, actor), one in ten is locked with a
+    reason, so parsing and rendering do their full work.
+    """
+    from modelboard.core import Selection
+    from modelboard.core.fileformat import render_document
+
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    selections = {}
+    for index, provider in enumerate(provider_names(count)):
+        locked = index % 10 == 0
+        selections[provider] = Selection(
+            model_name=_SAMPLE_MODELS[index % len(_SAMPLE_MODELS)], editable=not locked,
+            last_updated=stamp, updated_by=f"ops{index % 5}@bastion",
+            lock_reason="pinned for the evaluation" if locked else None)
+    return render_document(selections)
+
+
+def any_model_catalog(count: int) -> Catalog:
+    """A catalog knowing the sample providers, each accepting any model name."""
+    from modelboard.core import Catalog
+
+    return Catalog.from_mapping(dict.fromkeys(provider_names(count)))
+
+
+def writable_providers(count: int) -> list[str]:
+    """Sample providers that are not locked (the ones a write may change)."""
+    return [name for index, name in enumerate(provider_names(count)) if index % 10 != 0]
+
+
+def fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def raw_atomic_write(path: str, data: bytes, lock: filelock.FileLock) -> None:
+    """The physical floor of a safe write: lock, temp file, write, fsync, replace, fsync folder.
+
+    Written here on purpose rather than borrowed from the core, so the baseline cannot
+    inherit the core's overheads.
+    """
+    folder = os.path.dirname(path)
+    with lock:
+        fd, temp_path = tempfile.mkstemp(dir=folder, prefix=".raw.", suffix=".tmp")
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp_path, path)
+        fsync_folder(folder)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for helper processes: the repository importable, no user file."""
+    env = dict(os.environ)
+    env.pop("MODELBOARD_FILE", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY), env.get("PYTHONPATH", "")]))
+    return env
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
