@@ -1,0 +1,415 @@
+"""Selections in Redis, so that a fleet of proxy hosts shares one store.
+
+``redis://[user:password@]host:port/db?key=modelboard`` (also ``rediss://`` for TLS
+and ``unix:///path/to/socket?db=0``). Under the key prefix (``key``, default
+``modelboard``) live:
+
+- ``<key>:document`` — the JSON document, byte for byte what the file backend writes
+  (so the revision is the same content hash);
+- ``<key>:counter`` — an integer that grows by one with every write (the cheap token
+  watchers compare);
+- ``<key>:backup`` — the last document written by modelboard, used if the document is
+  ever found unreadable;
+- ``<key>:history`` — a stream of history entries, one field ``entry`` holding the
+  same JSON object as a line of the file history (capped at HISTORY_LIMIT entries);
+- ``<key>:corrupt:<UTC time>`` — unreadable documents copied aside;
+- the pub/sub channel ``<key>:changes`` — ``<counter> <revision>`` after every write.
+
+A write is a compare-and-swap: WATCH the document and the counter, read them, apply
+the change, then MULTI/EXEC; if anyone wrote in between, EXEC fails and the change is
+applied again on top of the newer state. Pub/sub drops messages while a subscriber is
+disconnected, so the watcher resynchronises by counter whenever it (re)connects and
+every few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .backend import Commit, StoredState
+from .errors import BackendUnavailableError, ConfigurationError, ReadOnlyError
+from .fileformat import parse_document, render_document, revision_of_bytes
+from .models import HistoryEntry, Selection
+
+__all__ = ["DEFAULT_KEY", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisUnavailableError",
+           "mask_password"]
+
+log = logging.getLogger("modelboard")
+
+DEFAULT_KEY = "modelboard"
+#: Entries kept in the history stream (older ones are trimmed, approximately).
+HISTORY_LIMIT = 100_000
+#: Connection defaults; the URL may override them (``?socket_timeout=…``).
+CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 5.0
+#: How long a writer keeps retrying a compare-and-swap that others keep winning.
+COMMIT_TIMEOUT_S = 30.0
+#: How often the watcher checks for changes whose notification may have been lost.
+RESYNC_INTERVAL_S = 5.0
+#: How long the watcher blocks for a message before checking ``stop``.
+POLL_S = 0.1
+#: Reconnection backoff of the watcher: first and longest wait.
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 2.0
+_EMPTY_REVISION = revision_of_bytes(render_document({}))
+
+
+class RedisUnavailableError(BackendUnavailableError, ConfigurationError):
+    """Redis cannot be reached, or refused the credentials.
+
+    Also a ConfigurationError, so that a watching store treats an outage like an
+    unreadable file: it keeps serving the last good snapshot and reports why.
+    """
+
+
+def mask_password(url: str) -> str:
+    """``url`` with any password (in the user part or a ``password=`` query) replaced."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    query = parts.query
+    if query:
+        pairs = [(name, "***" if name == "password" else value)
+                 for name, value in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*/", quote_via=quote)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """The key names under one prefix."""
+
+    prefix: str
+
+    @property
+    def document(self) -> str:
+        return f"{self.prefix}:document"
+
+    @property
+    def counter(self) -> str:
+        return f"{self.prefix}:counter"
+
+    @property
+    def backup(self) -> str:
+        return f"{self.prefix}:backup"
+
+    @property
+    def history(self) -> str:
+        return f"{self.prefix}:history"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:changes"
+
+    def corrupt(self, stamp: str) -> str:
+        return f"{self.prefix}:corrupt:{stamp}"
+
+
+def _split_location(location: str) -> tuple[str, str]:
+    """(the URL for redis-py, the key prefix): ``key`` is ours, the rest is redis-py's."""
+    parts = urlsplit(location)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in pairs if name == "key"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_KEY
+    if not prefix or not prefix.isprintable() or any(ch.isspace() for ch in prefix):
+        raise ConfigurationError(f"key prefix {prefix!r} must be non-empty, printable and "
+                                 "without spaces", path=mask_password(location))
+    rest = urlencode([(name, value) for name, value in pairs if name != "key"])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), prefix
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _bytes(value: object) -> bytes | None:
+    """A reply as bytes (redis-py types replies loosely: bytes, or str when decoding)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _reason(exc: BaseException) -> str:
+    """redis-py's message, as one line without its trailing period."""
+    text = " ".join(str(exc).split()).rstrip(".")
+    return text or type(exc).__name__
+
+
+class RedisBackend:
+    """Selections in one Redis database under a key prefix; see the module docstring."""
+
+    def __init__(self, location: str, *, read_only: bool = False) -> None:
+        #: The URL with the password masked: safe for messages, logs and screens.
+        self.location = mask_password(location)
+        self.read_only = read_only
+        url, prefix = _split_location(location)
+        self.keys = RedisKeys(prefix)
+        self._where = f"{self.location} ({self.keys.document})"
+        self._quarantined: bytes | None = None
+        no_retries = Retry(NoBackoff(), 0)  # fail fast and clearly; the watcher retries itself
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S,
+                retry=no_retries)
+        except ValueError as exc:
+            raise ConfigurationError(f"not a usable Redis URL: {_reason(exc)}",
+                                     path=self.location) from None
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({self.location!r}, read_only={self.read_only})"
+
+    def _unavailable(self, exc: BaseException, consequence: str = "") -> RedisUnavailableError:
+        if isinstance(exc, redis.AuthenticationError):
+            what = f"Redis refused the credentials: {_reason(exc)}"
+        elif isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
+            what = f"cannot reach Redis: {_reason(exc)}"
+        else:
+            what = f"Redis error: {_reason(exc)}"
+        return RedisUnavailableError(what + (f"; {consequence}" if consequence else ""),
+                                     path=self.location)
+
+    # -- reading --------------------------------------------------------------------------
+    def token(self) -> object:
+        try:
+            counter = self._client.get(self.keys.counter)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return None if counter is None else int(counter)
+
+    def _read_document(self) -> tuple[bytes | None, int | None]:
+        try:
+            document, counter = self._client.mget(self.keys.document, self.keys.counter)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return _bytes(document), (None if counter is None else int(counter))
+
+    def load(self) -> StoredState:
+        document, counter = self._read_document()
+        if document is None:
+            return StoredState({}, _EMPTY_REVISION, token=counter, exists=False)
+        selections = parse_document(document, path=self._where)
+        return StoredState(selections, revision_of_bytes(render_document(selections)),
+                           token=counter)
+
+    def load_backup(self) -> StoredState | None:
+        try:
+            data = _bytes(self._client.get(self.keys.backup))
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        if data is None:
+            return None
+        try:
+            selections = parse_document(data, path=f"{self.location} ({self.keys.backup})")
+        except ConfigurationError as exc:
+            log.warning("backup is not usable either: %s", exc)
+            return None
+        return StoredState(selections, revision_of_bytes(render_document(selections)),
+                           token=None)
+
+    def quarantine(self) -> str | None:
+        """Copy the unreadable document to ``<key>:corrupt:<UTC time>``."""
+        if self.read_only:
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self.keys.corrupt(stamp)
+        try:
+            data = _bytes(self._client.get(self.keys.document))
+            if data is None:
+                return None
+            self._client.set(aside, data, nx=True)
+        except redis.RedisError as exc:
+            raise self._unavailable(exc, "nothing was copied") from None
+        self._quarantined = _digest(data)
+        return f"{self.location} ({aside})"
+
+    # -- writing --------------------------------------------------------------------------
+    def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
+               base: StoredState) -> StoredState | None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        deadline = time.monotonic() + COMMIT_TIMEOUT_S
+        attempt = 0
+        while True:
+            sent = False
+            try:
+                with self._client.pipeline(transaction=True) as pipe:
+                    pipe.watch(self.keys.document,  # type: ignore[no-untyped-call]
+                               self.keys.counter)
+                    document, counter = pipe.mget(self.keys.document, self.keys.counter)
+                    current = self._usable(_bytes(document), base)
+                    result = change(current)
+                    if result is None:
+                        return None
+                    rendered = render_document(result.selections)
+                    revision = revision_of_bytes(rendered)
+                    new_counter = int(counter or 0) + 1
+                    pipe.multi()
+                    self._queue_write(pipe, rendered, revision, new_counter,
+                                      [replace(entry, revision=revision)
+                                       for entry in result.history])
+                    sent = True
+                    pipe.execute()
+                self._quarantined = None
+                return StoredState(result.selections, revision, token=new_counter)
+            except redis.WatchError:
+                # Someone wrote between our read and our EXEC: apply the change again
+                # on top of theirs (it may now conflict, which ``change`` raises).
+                attempt += 1
+                if time.monotonic() > deadline:
+                    raise RedisUnavailableError(
+                        f"gave up after {attempt} attempts: other writers kept changing the "
+                        "selections; nothing was written", path=self.location) from None
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+            except redis.RedisError as exc:
+                consequence = ("the connection broke while storing: the change may or may not "
+                               "be stored; reload to check") if sent else "nothing was written"
+                raise self._unavailable(exc, consequence) from None
+
+    def _usable(self, document: bytes | None, base: StoredState) -> Mapping[str, Selection]:
+        """What a change builds on: the stored document, or ``base`` if there is none."""
+        if document is None:
+            return base.selections
+        try:
+            return parse_document(document, path=self._where)
+        except ConfigurationError:
+            if _digest(document) != self._quarantined:
+                raise
+            return base.selections  # already copied aside at start-up
+
+    def _queue_write(self, pipe: Any, rendered: bytes, revision: str, counter: int,
+                     history: list[HistoryEntry]) -> None:
+        """Queue, inside MULTI, everything one write stores (EXEC applies all or nothing)."""
+        pipe.set(self.keys.document, rendered)
+        pipe.set(self.keys.backup, rendered)
+        pipe.incr(self.keys.counter)
+        for entry in history:
+            line = json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)
+            pipe.xadd(self.keys.history, {"entry": line.encode("utf-8")},
+                      maxlen=HISTORY_LIMIT, approximate=True)
+        pipe.publish(self.keys.channel, f"{counter} {revision}")
+
+    def import_state(self, selections: Mapping[str, Selection],
+                     history: list[HistoryEntry]) -> StoredState:
+        """Store ``selections`` and ``history`` (oldest first, kept verbatim) into an empty key.
+
+        Refuses with ConfigurationError if selections or history are already stored.
+        """
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        rendered = render_document(selections)
+        revision = revision_of_bytes(rendered)
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.watch(self.keys.document,  # type: ignore[no-untyped-call]
+                           self.keys.counter, self.keys.history)
+                if pipe.exists(self.keys.document, self.keys.history):
+                    raise ConfigurationError(
+                        f"already holds selections or history under {self.keys.prefix}:*; "
+                        "nothing was copied", path=self.location)
+                counter = int(pipe.get(self.keys.counter) or 0) + 1
+                pipe.multi()
+                self._queue_write(pipe, rendered, revision, counter, history)
+                pipe.execute()
+        except redis.WatchError:
+            raise ConfigurationError("another writer stored selections meanwhile; nothing "
+                                     "was copied", path=self.location) from None
+        except redis.RedisError as exc:
+            raise self._unavailable(exc, "nothing was copied") from None
+        return StoredState(dict(selections), revision, token=counter)
+
+    # -- history --------------------------------------------------------------------------
+    def read_history(self, provider: str | None = None,
+                     limit: int | None = None) -> list[HistoryEntry]:
+        entries: list[HistoryEntry] = []
+        page = limit if provider is None and limit is not None else 500
+        newest = "+"
+        try:
+            while limit is None or len(entries) < limit:
+                batch = self._client.xrevrange(self.keys.history, max=newest, min="-",
+                                               count=max(page, 1))
+                if not batch:
+                    break
+                for stream_id, fields in batch:
+                    entry = self._history_entry(_text(stream_id), fields)
+                    if entry is not None and (provider is None or entry.provider == provider):
+                        entries.append(entry)
+                newest = "(" + _text(batch[-1][0])  # exclusive: go on below it
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        return entries[:limit] if limit is not None else entries
+
+    def _history_entry(self, stream_id: str, fields: Any) -> HistoryEntry | None:
+        try:
+            return HistoryEntry.from_json(json.loads(fields[b"entry"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: skipping unreadable history entry %s: %s", self.location,
+                        stream_id, exc)
+            return None
+
+    # -- watching -------------------------------------------------------------------------
+    def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
+        """Yield on every notification, on every (re)connection and every RESYNC_INTERVAL_S.
+
+        The store compares the counter, so a yield with no change costs one GET.
+        """
+        backoff = BACKOFF_FIRST_S
+        while not stop.is_set():
+            pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.keys.channel)
+                while not stop.is_set():  # wait for the server to confirm the subscription
+                    message = pubsub.get_message(timeout=POLL_S)
+                    if message is not None and message["type"] == "subscribe":
+                        break
+                else:
+                    return
+                armed.set()
+                backoff = BACKOFF_FIRST_S
+                yield  # resync: whatever changed while we were not subscribed
+                next_resync = time.monotonic() + RESYNC_INTERVAL_S
+                while not stop.is_set():
+                    message = pubsub.get_message(timeout=POLL_S)
+                    if message is not None:
+                        while pubsub.get_message(timeout=0) is not None:
+                            pass  # a burst: one reload covers them all
+                        yield
+                        next_resync = time.monotonic() + RESYNC_INTERVAL_S
+                    elif time.monotonic() >= next_resync:
+                        yield
+                        next_resync = time.monotonic() + RESYNC_INTERVAL_S
+            except (redis.RedisError, OSError) as exc:
+                log.debug("%s: watcher lost Redis (%s); reconnecting in %.2f s",
+                          self.location, _reason(exc), backoff)
+                armed.set()  # the resync on reconnection reports whatever changes meanwhile
+                yield  # let the store notice (and show) the outage
+                stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pubsub.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._client.close()
