@@ -212,6 +212,10 @@ class SelectionStore:
             try:
                 token = self._backend.token()
                 if token is not None and token == self._state.token:
+                    if self.load_error is not None:
+                        # Back to what we hold (a file restored, a server reachable
+                        # again): clear the error and tell subscribers.
+                        self._install(self._state, "external")
                     return
                 state = self._backend.load()
             except ConfigurationError as error:
