@@ -40,7 +40,7 @@ class ConfigurationError(ModelboardError):
         self.path = path
         self.line = line
         self.column = column
-        super().__init__(self.location_prefix() + reason)
+        super().__init__(one_line(self.location_prefix() + reason))
 
     def location_prefix(self) -> str:
         if self.path is None:
@@ -58,9 +58,10 @@ class LockedError(ModelboardError):
         self.provider = provider
         self.locked_by = locked_by
         self.reason = reason
-        detail = f"locked by {locked_by}" if locked_by else "locked"
+        # Who and why come from a file anyone may have edited: keep them to one safe line.
+        detail = f"locked by {one_line(locked_by)}" if locked_by else "locked"
         if reason:
-            detail += f": {reason}"
+            detail += f": {one_line(reason)}"
         super().__init__(f"{provider}: selection is {detail}; unlock it first")
 
 
@@ -73,7 +74,7 @@ class ConflictError(ModelboardError):
         self.theirs = theirs
         self.mine = mine
         self.theirs_by = theirs_by
-        by = f" by {theirs_by}" if theirs_by else ""
+        by = f" by {one_line(theirs_by)}" if theirs_by else ""
         super().__init__(
             f"{provider}: changed{by} to {_show(theirs)} since you read it; "
             f"your change to {_show(mine)} was not applied"
@@ -97,6 +98,14 @@ class ReadOnlyError(ModelboardError):
 
 class BackendUnavailableError(ModelboardError):
     """The storage backend cannot be reached (a Redis server down, say)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print on one terminal line: breaks become spaces, controls escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else " " if ch.isspace() else repr(ch)[1:-1]
+                   for ch in text)
 
 
 def _show(value: str | None) -> str:

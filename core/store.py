@@ -80,6 +80,9 @@ class Transaction:
         self._store = store
         self._actor = actor
         self._operations: list[_Operation] = []
+        #: After commit: the stored state the changes were applied to, and the result.
+        self._before: Mapping[str, Selection] = {}
+        self._after: Mapping[str, Selection] = {}
 
     def set_model_selection(self, provider: str, model_name: str, *,
                             expect: str | None = UNSET) -> None:
@@ -92,7 +95,7 @@ class Transaction:
 
     def lock(self, provider: str, *, reason: str | None = None) -> None:
         check_name("provider", provider)
-        self._operations.append(_Operation("lock", provider, reason=_clean_reason(reason)))
+        self._operations.append(_Operation("lock", provider, reason=_clean_text(reason)))
 
     def unlock(self, provider: str) -> None:
         check_name("provider", provider)
@@ -103,10 +106,11 @@ class Transaction:
         return tuple(self._operations)
 
 
-def _clean_reason(reason: str | None) -> str | None:
-    if reason is None:
+def _clean_text(text: str | None) -> str | None:
+    """A lock reason or actor fit for one terminal line (both are shown to operators)."""
+    if text is None:
         return None
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in reason).strip()
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
     return cleaned[:500] or None
 
 
@@ -120,7 +124,7 @@ class SelectionStore:
                  actor: str | None = None) -> None:
         self._backend = backend
         self.catalog = catalog if catalog is not None else Catalog.default()
-        self.actor = actor or default_actor()
+        self.actor = _clean_text(actor) or default_actor()
         self._snapshot = _EMPTY
         self._state = StoredState({}, _EMPTY.revision, token=None, exists=False)
         #: Why the stored state could not be loaded the last time it was read; None if it was.
@@ -261,9 +265,7 @@ class SelectionStore:
         """
         with self.transaction(actor=actor) as tx:
             tx.set_model_selection(provider, model_name, expect=expect)
-        selection = self.get_model_selection(provider)
-        assert selection is not None
-        return selection
+        return tx._after[provider]
 
     def bulk_set_model_selections(self, selections: Mapping[str, str], *,
                                   actor: str | None = None) -> dict[str, Selection]:
@@ -271,56 +273,61 @@ class SelectionStore:
         with self.transaction(actor=actor) as tx:
             for provider, model_name in selections.items():
                 tx.set_model_selection(provider, model_name)
-        snapshot = self._snapshot
-        return {provider: snapshot[provider] for provider in selections}
+        return {provider: tx._after[provider] for provider in selections}
 
     def remove_model_selection(self, provider: str, *, actor: str | None = None,
                                expect: str | None = UNSET) -> Selection:
         """Remove the provider's selection; returns what it was."""
-        before = self.get_model_selection(provider)
         with self.transaction(actor=actor) as tx:
             tx.remove_model_selection(provider, expect=expect)
-        return before if before is not None else Selection(model_name="")
+        return tx._before[provider]
 
     def lock(self, provider: str, *, reason: str | None = None,
              actor: str | None = None) -> Selection:
         """Lock the provider's selection (``editable`` false) so nobody changes it."""
         with self.transaction(actor=actor) as tx:
             tx.lock(provider, reason=reason)
-        selection = self.get_model_selection(provider)
-        assert selection is not None
-        return selection
+        return tx._after[provider]
 
     def unlock(self, provider: str, *, actor: str | None = None) -> Selection:
         with self.transaction(actor=actor) as tx:
             tx.unlock(provider)
-        selection = self.get_model_selection(provider)
-        assert selection is not None
-        return selection
+        return tx._after[provider]
 
     @contextlib.contextmanager
     def transaction(self, *, actor: str | None = None) -> Iterator[Transaction]:
         """Collect changes and write them as one; an exception inside writes nothing."""
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
-        tx = Transaction(self, actor or self.actor)
+        tx = Transaction(self, _clean_text(actor) or self.actor)
         yield tx
         self._commit(tx)
 
     def _commit(self, tx: Transaction) -> None:
+        """Write ``tx``; record on it the state it applied to and the state it left."""
         operations = tx.operations
         if not operations:
             return
         with self._state_lock:
             base_state = self._state
             base = self._snapshot
+            seen: list[Mapping[str, Selection]] = []
 
             def apply(current: Mapping[str, Selection]) -> Commit | None:
+                seen.append(current)
                 return self._apply(operations, tx._actor, base, current)
 
-            stored = self._backend.commit(apply, base=base_state)
+            try:
+                stored = self._backend.commit(apply, base=base_state)
+            except ConflictError:
+                # Show the writer what it conflicted with, so that a deliberate retry
+                # (or an editor showing theirs vs mine) works from the latest state.
+                self._refresh()
+                raise
             if stored is not None:
                 self._install(stored, "local")
+            tx._before = seen[-1] if seen else base
+            tx._after = stored.selections if stored is not None else tx._before
 
     def _apply(self, operations: tuple[_Operation, ...], actor: str, base: Snapshot,
                current: Mapping[str, Selection]) -> Commit | None:
