@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 import redis
 from redis.backoff import NoBackoff
@@ -77,20 +77,27 @@ class RedisUnavailableError(BackendUnavailableError, ConfigurationError):
     """
 
 
+def _parts(url: str) -> tuple[str, str, str]:
+    """(``scheme://authority``, path, query) split by hand: urlunsplit would turn
+    ``unix:///path`` into ``unix:/path``."""
+    head, _, query = url.partition("?")
+    scheme, separator, rest = head.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}{separator}{authority}", slash + path, query
+
+
 def mask_password(url: str) -> str:
     """``url`` with any password (in the user part or a ``password=`` query) replaced."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    query = parts.query
+    prefix, path, query = _parts(url)
+    scheme, separator, authority = prefix.rpartition("://")
+    userinfo, at, hostport = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     if query:
         pairs = [(name, "***" if name == "password" else value)
                  for name, value in parse_qsl(query, keep_blank_values=True)]
         query = urlencode(pairs, safe="*/", quote_via=quote)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return f"{scheme}{separator}{authority}{path}" + (f"?{query}" if query else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +132,15 @@ class RedisKeys:
 
 def _split_location(location: str) -> tuple[str, str]:
     """(the URL for redis-py, the key prefix): ``key`` is ours, the rest is redis-py's."""
-    parts = urlsplit(location)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    prefix_and_path = location.partition("?")[0]
+    pairs = parse_qsl(_parts(location)[2], keep_blank_values=True)
     prefixes = [value for name, value in pairs if name == "key"]
     prefix = prefixes[-1] if prefixes else DEFAULT_KEY
     if not prefix or not prefix.isprintable() or any(ch.isspace() for ch in prefix):
         raise ConfigurationError(f"key prefix {prefix!r} must be non-empty, printable and "
                                  "without spaces", path=mask_password(location))
     rest = urlencode([(name, value) for name, value in pairs if name != "key"])
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), prefix
+    return prefix_and_path + (f"?{rest}" if rest else ""), prefix
 
 
 def _digest(data: bytes) -> bytes:
@@ -176,6 +183,11 @@ class RedisBackend:
         except ValueError as exc:
             raise ConfigurationError(f"not a usable Redis URL: {_reason(exc)}",
                                      path=self.location) from None
+        try:
+            self._client.ping()  # a wrong address or password is reported here, plainly
+        except redis.RedisError as exc:
+            self._client.close()
+            raise self._unavailable(exc) from None
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.location!r}, read_only={self.read_only})"
