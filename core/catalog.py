@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -87,9 +88,7 @@ class Catalog(Mapping[str, ProviderSpec]):
             else:
                 data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
-            column = getattr(exc, "colno", None)
-            reason = getattr(exc, "msg", None) or str(exc).split(" (at line")[0]
+            reason, line, column = _locate_parse_error(exc, raw)
             raise ConfigurationError(f"not a valid catalog: {reason}", path=str(path),
                                      line=line, column=column) from None
         try:
@@ -102,9 +101,12 @@ class Catalog(Mapping[str, ProviderSpec]):
                 models = tuple(check_name("model", m) for m in entry.models if m != "*")
                 specs.append(ProviderSpec(name, models, entry.any_model or "*" in entry.models))
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ConfigurationError(f"{where}: {first['msg']}", path=str(path)) from None
+            # Every problem on one line: a typo'd key shows up as "missing" plus "extra",
+            # and only the pair says what happened.
+            reason = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()[:4])
+            raise ConfigurationError(reason, path=str(path)) from None
         except ValidationError as exc:
             raise ConfigurationError(str(exc), path=str(path)) from None
         if parsed.mode == "replace":
@@ -173,6 +175,23 @@ class Catalog(Mapping[str, ProviderSpec]):
             except ValidationError as exc:
                 found.append(str(exc))
         return found
+
+
+_TOML_WHERE = re.compile(r" \((?:at line (\d+), column (\d+)|at end of document)\)$")
+
+
+def _locate_parse_error(exc: Exception, raw: bytes) -> tuple[str, int | None, int | None]:
+    """Reason, line and column of a JSON or TOML parse error (tomllib only says it in text)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg, exc.lineno, exc.colno
+    message = str(exc)
+    where = _TOML_WHERE.search(message)
+    if where is None:
+        return message, None, None
+    if where.group(1) is not None:
+        return message[: where.start()], int(where.group(1)), int(where.group(2))
+    lines = raw.decode("utf-8", errors="replace").split("\n")
+    return message[: where.start()], len(lines), len(lines[-1]) + 1
 
 
 def _either(names: list[str]) -> str:
