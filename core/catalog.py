@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
+import functools
 import json
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import pydantic
+from typing import Any, Literal
 
 from .catalog_data import BUNDLED_PROVIDERS
 from .errors import ConfigurationError, ValidationError
@@ -32,16 +29,27 @@ class ProviderSpec:
         return self.any_model or model in self.models
 
 
-class _ProviderFile(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-    models: list[str] = []
-    any_model: bool = False
+@functools.cache
+def _catalog_file_models() -> tuple[Any, Any]:
+    """The pydantic models of a catalog file, built on first use.
 
+    Building them costs more than importing the rest of the core, and only
+    ``Catalog.from_file`` needs them: a proxy or a CLI command without a catalog
+    file never pays for it.
+    """
+    import pydantic
 
-class _CatalogFile(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
-    mode: Literal["extend", "replace"] = "extend"
-    providers: dict[str, _ProviderFile | list[str]]
+    class ProviderFile(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        models: list[str] = []
+        any_model: bool = False
+
+    class CatalogFile(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        mode: Literal["extend", "replace"] = "extend"
+        providers: dict[str, ProviderFile | list[str]]
+
+    return ProviderFile, CatalogFile
 
 
 class Catalog(Mapping[str, ProviderSpec]):
@@ -84,6 +92,8 @@ class Catalog(Mapping[str, ProviderSpec]):
                                      path=str(path)) from None
         try:
             if path.suffix.lower() == ".toml":
+                import tomllib  # only TOML catalogs need it
+
                 data = tomllib.loads(raw.decode("utf-8"))
             else:
                 data = json.loads(raw)
@@ -91,12 +101,15 @@ class Catalog(Mapping[str, ProviderSpec]):
             reason, line, column = _locate_parse_error(exc, raw)
             raise ConfigurationError(f"not a valid catalog: {reason}", path=str(path),
                                      line=line, column=column) from None
+        import pydantic
+
+        provider_file, catalog_file = _catalog_file_models()
         try:
-            parsed = _CatalogFile.model_validate(data)
+            parsed = catalog_file.model_validate(data)
             specs = []
             for name, entry in parsed.providers.items():
                 if isinstance(entry, list):
-                    entry = _ProviderFile(models=entry)
+                    entry = provider_file(models=entry)
                 check_name("provider", name)
                 models = tuple(check_name("model", m) for m in entry.models if m != "*")
                 specs.append(ProviderSpec(name, models, entry.any_model or "*" in entry.models))
@@ -141,9 +154,13 @@ class Catalog(Mapping[str, ProviderSpec]):
         return spec.models if spec else ()
 
     def close_providers(self, provider: str) -> list[str]:
+        import difflib  # only an error message needs it
+
         return difflib.get_close_matches(provider, list(self._providers), n=3, cutoff=0.5)
 
     def close_models(self, provider: str, model: str) -> list[str]:
+        import difflib
+
         return difflib.get_close_matches(model, list(self.models(provider)), n=3, cutoff=0.5)
 
     def validate(self, provider: str, model: str | None = None) -> None:

@@ -8,7 +8,6 @@ unless they changed the same provider, which is a ConflictError.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import queue
@@ -483,6 +482,8 @@ class SelectionStore:
 
     async def changes(self) -> AsyncIterator[ChangeEvent]:
         """``async for event in store.changes():`` — watches while the loop iterates."""
+        import asyncio  # here, not at the top: only async callers need it, and it is slow
+
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[ChangeEvent] = asyncio.Queue()
 
