@@ -1,1 +1,42 @@
-"""modelboard terminal editor."""
+"""modelboard's terminal editor (Textual): see and change every provider's model, live.
+
+``run_editor`` is what the ``modelboard`` command calls; ``ModelboardApp`` is the
+application itself, for embedding or testing. Textual is imported only when one of
+them is used, so a missing ``tui`` extra is reported as a one-line message.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import ModelboardApp
+
+__all__ = ["ModelboardApp", "run_editor"]
+
+_MISSING = "modelboard: the editor needs Textual: pip install 'modelboard[tui]' ({error})"
+
+
+def run_editor(location: str | None, *, catalog: str | None = None,
+               read_only: bool = False) -> int:
+    """Open the editor on ``location`` (a file path or URL; the default file when None).
+
+    ``catalog`` is a catalog file; ``read_only`` shows everything and changes nothing.
+    If the user cannot write the file, it opens read-only by itself and says why.
+    Returns the process exit code.
+    """
+    try:
+        from .app import run_editor as run
+    except ImportError as error:
+        print(_MISSING.format(error=error), file=sys.stderr)
+        return 1
+    return run(location, catalog=catalog, read_only=read_only)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelboardApp":
+        from .app import ModelboardApp
+
+        return ModelboardApp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

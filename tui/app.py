@@ -1,0 +1,137 @@
+"""The editor application and how it is opened from the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from modelboard.core import ModelboardError, SelectionStore, open_store, resolve_location
+from modelboard.core.models import utc_now
+
+from .screen import MainScreen
+
+__all__ = ["ModelboardApp", "open_for_editing", "run_editor", "write_problem"]
+
+_REMOTE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class ModelboardApp(App[int]):
+    """The terminal editor over one store.
+
+    ``clock`` gives "now" for the relative ages (fixed in tests and screenshots);
+    ``watch=False`` leaves the table as loaded (snapshots); ``cursor_blink=False``
+    keeps text cursors steady.
+    """
+
+    CSS_PATH = "modelboard.tcss"
+    TITLE = "modelboard"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="quit", show=False,
+                tooltip="Leave the editor (waits for a save in progress)"),
+    ]
+
+    def __init__(self, store: SelectionStore, *, read_only_reason: str | None = None,
+                 clock: Callable[[], datetime] = utc_now, watch: bool = True,
+                 cursor_blink: bool = True) -> None:
+        super().__init__()
+        self.store = store
+        self.read_only_reason = read_only_reason
+        self.clock = clock
+        self.watch = watch
+        self.cursor_blink = cursor_blink
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(self.store, clock=self.clock, read_only_reason=self.read_only_reason,
+                          watch=self.watch)
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        # "Screenshot" writes a file into the working folder; an editor that promises to
+        # write nothing in read-only mode should not offer it, and the others are kept.
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield command
+
+    async def action_quit(self) -> None:
+        main = self.main
+        if main.saving:
+            main.quit_when_saved = True
+            self.notify("Waiting for the save in progress, then quitting.", markup=False)
+            return
+        self.exit(0)
+
+
+def write_problem(location: str) -> str | None:
+    """Why this user cannot write the selections at ``location``, or None if they can.
+
+    Writing needs the file (if it exists) and its folder (temporary file, lock file,
+    history); for a file not created yet, the nearest existing folder.
+    """
+    if location.startswith(_REMOTE_SCHEMES):
+        return None
+    path = Path(os.path.realpath(location))
+    if path.is_dir():
+        return None  # opening fails with a clear message of its own
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"you cannot write {location} ({_why(path)})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"you cannot create files in {folder} ({_why(folder)})"
+    return None
+
+
+def _why(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "permission denied"
+
+
+def open_for_editing(location: str | None, *, catalog: str | None = None,
+                     read_only: bool = False) -> tuple[SelectionStore, str | None]:
+    """Open the store for the editor: read-only by request or because it cannot be written.
+
+    Returns the store and, when read-only, why (shown on screen).
+    """
+    resolved = resolve_location(location)
+    reason = "opened with --read-only" if read_only else None
+    if not read_only:
+        problem = write_problem(resolved)
+        if problem is not None:
+            read_only, reason = True, f"{problem}; opened read-only"
+    store = open_store(resolved, catalog=catalog, read_only=read_only)
+    return store, reason
+
+
+def run_editor(location: str | None, *, catalog: str | None = None,
+               read_only: bool = False) -> int:
+    """Run the editor in this terminal until the operator quits; returns the exit code."""
+    try:
+        store, reason = open_for_editing(location, catalog=catalog, read_only=read_only)
+    except ModelboardError as error:
+        print(f"modelboard: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = ModelboardApp(store, read_only_reason=reason).run()
+    finally:
+        store.close()
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,576 @@
+"""Typed dialogs: each is a ``ModalScreen[Result | None]`` whose escape dismisses None.
+
+| dialog | result |
+| :- | :- |
+| ModelPicker | the model name picked, validated by the core |
+| ConfirmDialog | True to go ahead |
+| LockDialog | a LockRequest with the optional reason |
+| BulkReview | True to apply every change, all or nothing |
+| ConflictScreen | what to do with a pending edit someone else's change overtook |
+| HistoryScreen | the model to restore |
+| HelpScreen | nothing |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from modelboard.core import HistoryEntry, ValidationError
+
+from .display import DASH, clean, relative_time, safe_text
+
+__all__ = [
+    "BulkReview",
+    "BulkRow",
+    "ConfirmDialog",
+    "ConflictChoice",
+    "ConflictScreen",
+    "HelpScreen",
+    "HistoryScreen",
+    "LockDialog",
+    "LockRequest",
+    "ModelPicker",
+    "rank_models",
+]
+
+_FREE_TEXT = "free:"
+_LISTED = "model:"
+
+
+def _steady(app_input: Input) -> None:
+    """No blinking cursor when the app asks for it (snapshots must not depend on timing)."""
+    app_input.cursor_blink = bool(getattr(app_input.app, "cursor_blink", True))
+
+
+# -- choosing a model ------------------------------------------------------------------------
+def rank_models(models: Sequence[str], query: str) -> list[str]:
+    """``models`` that match ``query``, best first: exact, prefix, word prefix, substring,
+    then letters in order (so ``g4o`` finds ``gpt-4o``). Catalog order breaks ties."""
+    needle = query.strip().casefold()
+    if not needle:
+        return list(models)
+    ranked: list[tuple[int, int, str]] = []
+    for position, model in enumerate(models):
+        name = model.casefold()
+        if name == needle:
+            rank = 0
+        elif name.startswith(needle):
+            rank = 1
+        elif any(part.startswith(needle) for part in _words(name)):
+            rank = 2
+        elif needle in name:
+            rank = 3
+        elif _in_order(needle, name):
+            rank = 4
+        else:
+            continue
+        ranked.append((rank, position, model))
+    return [model for _, _, model in sorted(ranked)]
+
+
+def _words(name: str) -> list[str]:
+    for separator in "-./:_":
+        name = name.replace(separator, " ")
+    return name.split()[1:]
+
+
+def _in_order(needle: str, name: str) -> bool:
+    letters = iter(name)
+    return all(char in letters for char in needle)
+
+
+class CatalogValidator(Validator):
+    """The core's validation, shown inline by the Input (rules live once, in the core)."""
+
+    def __init__(self, check: Callable[[str], None]) -> None:
+        super().__init__()
+        self._check = check
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self._check(value.strip())
+        except ValidationError as error:
+            return self.failure(str(error), value)
+        return self.success()
+
+
+class ModelPicker(ModalScreen[str | None]):
+    """Pick a model: type to filter, arrows move, enter picks, escape cancels.
+
+    Providers that accept any model name also take what was typed.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="picker.cancel",
+                tooltip="Close without changing anything"),
+        Binding("down", "move(1)", "Next", show=False, id="picker.next"),
+        Binding("up", "move(-1)", "Previous", show=False, id="picker.previous"),
+        Binding("pagedown", "move(8)", "Page down", show=False, id="picker.page-down"),
+        Binding("pageup", "move(-8)", "Page up", show=False, id="picker.page-up"),
+    ]
+
+    def __init__(self, *, title: str, models: Sequence[str], any_model: bool,
+                 check: Callable[[str], None], current: str | None = None,
+                 initial: str = "") -> None:
+        super().__init__()
+        self._title = title
+        self._models = tuple(models)
+        self._any_model = any_model
+        self._check = check
+        self._current = current
+        self._initial = initial
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="picker"):
+            yield Static(safe_text(self._title), id="dialog-title")
+            yield Input(value=self._initial, id="model-filter",
+                        placeholder="type a model name" if self._any_model else "type to filter",
+                        validators=[CatalogValidator(self._check)], validate_on=["submitted"],
+                        select_on_focus=False)
+            yield Static("", id="picker-error")
+            option_list = OptionList(id="model-options")
+            option_list.can_focus = False  # typing stays in the input; clicks still pick
+            yield option_list
+            hint = "enter pick · ↑↓ move · esc cancel"
+            yield Static(hint if self._models else "enter save · esc cancel", id="dialog-hint")
+
+    def on_mount(self) -> None:
+        model_filter = self.query_one("#model-filter", Input)
+        _steady(model_filter)
+        model_filter.focus()
+        self._show_matches(self._initial, prefer=self._current if not self._initial else None)
+
+    @on(Input.Changed, "#model-filter")
+    def _typed(self, event: Input.Changed) -> None:
+        self.query_one("#picker-error", Static).update("")
+        self._show_matches(event.value)
+
+    def _show_matches(self, query: str, prefer: str | None = None) -> None:
+        options: list[Option] = []
+        typed = query.strip()
+        matches = rank_models(self._models, typed)
+        if self._any_model and typed and typed not in self._models:
+            options.append(Option(Text.assemble("use ", (clean(typed), "bold"), " as typed"),
+                                  id=_FREE_TEXT))
+        options += [Option(safe_text(model), id=_LISTED + model) for model in matches]
+        option_list = self.query_one("#model-options", OptionList)
+        option_list.set_options(options)
+        if not options:
+            if typed:
+                self.query_one("#picker-error", Static).update(
+                    safe_text(f"no listed model matches {typed!r}; enter checks it anyway"))
+            return
+        index = 0
+        if prefer is not None and prefer in matches:
+            index = matches.index(prefer) + (len(options) - len(matches))
+        option_list.highlighted = index
+
+    def _picked(self) -> str:
+        option = self.query_one("#model-options", OptionList).highlighted_option
+        typed = self.query_one("#model-filter", Input).value.strip()
+        if option is None or option.id is None or option.id == _FREE_TEXT:
+            return typed
+        return option.id.removeprefix(_LISTED)
+
+    def action_move(self, step: int) -> None:
+        option_list = self.query_one("#model-options", OptionList)
+        if not option_list.option_count:
+            return
+        current = option_list.highlighted if option_list.highlighted is not None else -1
+        option_list.highlighted = min(max(current + step, 0), option_list.option_count - 1)
+
+    @on(Input.Submitted, "#model-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._choose(self._picked())
+
+    @on(OptionList.OptionSelected, "#model-options")
+    def _clicked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._choose(self._picked())
+
+    def _choose(self, model: str) -> None:
+        error = self.query_one("#picker-error", Static)
+        if not model:
+            error.update("type a model name")
+            return
+        try:
+            self._check(model)
+        except ValidationError as problem:
+            error.update(safe_text(str(problem)))
+            return
+        self.dismiss(model)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- confirming ------------------------------------------------------------------------------
+class ConfirmDialog(ModalScreen[bool | None]):
+    """A yes/no question about one change; enter or y confirms, escape or n cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel", id="confirm.cancel",
+                tooltip="Close without changing anything"),
+        Binding("enter,y", "confirm", "Confirm", id="confirm.yes", tooltip="Go ahead"),
+    ]
+
+    def __init__(self, question: Text, *, confirm_label: str = "Confirm") -> None:
+        super().__init__()
+        self._question = question
+        self._confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="confirm"):
+            yield Static(self._question, id="dialog-title")
+            with Horizontal(classes="buttons"):
+                yield Button(self._confirm_label, variant="warning", id="confirm")
+                yield Button("Cancel", id="cancel")
+            yield Static("enter/y confirm · esc/n cancel", id="dialog-hint")
+
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """Lock, with an optional reason shown to whoever tries to change it."""
+
+    reason: str | None
+
+
+class LockDialog(ModalScreen[LockRequest | None]):
+    """Confirm a lock, with an optional reason typed in."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="lock.cancel",
+                tooltip="Close without locking"),
+    ]
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__()
+        self._provider = provider
+        self._model = model
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="lock"):
+            yield Static(Text.assemble("Lock ", (clean(self._provider), "bold"), " on ",
+                                       (clean(self._model), "bold"), "?"), id="dialog-title")
+            yield Label("Reason (optional, shown to whoever tries to change it)")
+            yield Input(id="lock-reason", placeholder="e.g. pinned for the eval run",
+                        max_length=500)
+            with Horizontal(classes="buttons"):
+                yield Button("Lock", variant="warning", id="confirm")
+                yield Button("Cancel", id="cancel")
+            yield Static("enter lock · esc cancel", id="dialog-hint")
+
+    def on_mount(self) -> None:
+        reason = self.query_one("#lock-reason", Input)
+        _steady(reason)
+        reason.focus()
+
+    @on(Input.Submitted, "#lock-reason")
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self, event: Message) -> None:
+        event.stop()
+        reason = self.query_one("#lock-reason", Input).value.strip()
+        self.dismiss(LockRequest(reason or None))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- bulk -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BulkRow:
+    """One line of a bulk review: what the provider has, what it will get, and any obstacle."""
+
+    provider: str
+    old: str | None
+    new: str
+    problem: str | None = None
+
+
+class BulkReview(ModalScreen[bool | None]):
+    """Every marked provider's old -> new; applying writes all of them or none."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="bulk.cancel",
+                tooltip="Close without changing anything (marks stay)"),
+        Binding("a", "apply", "Apply all", id="bulk.apply",
+                tooltip="Write every change in one atomic write"),
+    ]
+
+    def __init__(self, rows: Sequence[BulkRow]) -> None:
+        super().__init__()
+        self._rows = tuple(rows)
+
+    @property
+    def blocked(self) -> bool:
+        return any(row.problem for row in self._rows)
+
+    def compose(self) -> ComposeResult:
+        count = len(self._rows)
+        with Vertical(id="dialog", classes="bulk"):
+            yield Static(f"Review: {count} provider{'s' if count != 1 else ''}, "
+                         "applied all together or not at all", id="dialog-title")
+            table: DataTable[Text] = DataTable(id="bulk-table", cursor_type="row")
+            yield table
+            if self.blocked:
+                yield Static("Fix the rows marked ✗ first: nothing will be written.",
+                             id="picker-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply all", variant="warning", id="confirm",
+                             disabled=self.blocked)
+                yield Button("Cancel", id="cancel")
+            yield Static("a apply all · esc cancel", id="dialog-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#bulk-table", DataTable)
+        table.add_column("provider", key="provider")
+        table.add_column("old", key="old")
+        table.add_column(" ", key="arrow")
+        table.add_column("new", key="new")
+        table.add_column("", key="note")
+        for row in self._rows:
+            unchanged = row.old == row.new
+            note = Text(f"✗ {clean(row.problem)}", style="bold") if row.problem else \
+                Text("unchanged" if unchanged else "", style="dim")
+            table.add_row(safe_text(row.provider), safe_text(row.old),
+                          Text("->", end=""), safe_text(row.new, style="bold"), note,
+                          key=row.provider)
+        table.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply" and self.blocked:
+            return None
+        return True
+
+    @on(Button.Pressed, "#confirm")
+    def action_apply(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- conflicts ------------------------------------------------------------------------------
+class ConflictChoice(Enum):
+    OVERWRITE = "overwrite"
+    KEEP_THEIRS = "keep-theirs"
+    EDIT_AGAIN = "edit-again"
+
+
+class ConflictScreen(ModalScreen[ConflictChoice | None]):
+    """Someone changed the provider while it was being edited: theirs beside mine.
+
+    Escape returns None, which the caller treats as "edit again": the pending edit is
+    only dropped when the operator says "keep theirs".
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "choose('overwrite')", "Overwrite", id="conflict.overwrite",
+                tooltip="Write my value over theirs"),
+        Binding("t", "choose('keep-theirs')", "Keep theirs", id="conflict.keep-theirs",
+                tooltip="Drop my edit; their value stays"),
+        Binding("e", "choose('edit-again')", "Edit again", id="conflict.edit-again",
+                tooltip="Back to the editor with my value filled in"),
+        Binding("escape", "cancel", "Back", id="conflict.cancel",
+                tooltip="Back to the editor with my value filled in"),
+    ]
+
+    def __init__(self, *, provider: str, theirs: str | None, theirs_by: str | None,
+                 mine: str | None, can_edit_again: bool = True) -> None:
+        super().__init__()
+        self._provider = provider
+        self._theirs = theirs
+        self._theirs_by = theirs_by
+        self._mine = mine
+        self._can_edit_again = can_edit_again
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="conflict"):
+            yield Static(Text.assemble((clean(self._provider), "bold"),
+                                       " changed while you were editing it"),
+                         id="dialog-title")
+            by = f"  (by {clean(self._theirs_by)})" if self._theirs_by else ""
+            theirs = safe_text(self._theirs, placeholder="(no selection)")
+            yield Static(Text.assemble(("theirs  ", "bold"), theirs, by), id="conflict-theirs")
+            yield Static(Text.assemble(("mine    ", "bold"),
+                                       safe_text(self._mine, placeholder="(remove)"),
+                                       "  (not saved yet)"), id="conflict-mine")
+            with Horizontal(classes="buttons"):
+                yield Button("Overwrite", variant="warning", id="overwrite")
+                yield Button("Keep theirs", id="keep-theirs")
+                if self._can_edit_again:
+                    yield Button("Edit again", variant="primary", id="edit-again")
+            yield Static("o overwrite · t keep theirs · e edit again", id="dialog-hint")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "choose" and parameters == ("edit-again",):
+            return self._can_edit_again
+        return True
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id:
+            self.action_choose(event.button.id)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(ConflictChoice(choice))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- history --------------------------------------------------------------------------------
+class HistoryScreen(ModalScreen[str | None]):
+    """A provider's changes, newest first; enter restores the highlighted entry's model."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "cancel", "Close", id="history.close",
+                tooltip="Back to the table"),
+        Binding("enter,r", "restore", "Restore", id="history.restore",
+                tooltip="Select this entry's model again (asks nothing else)"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, entries: list[HistoryEntry]) -> None:
+            super().__init__()
+            self.entries = entries
+
+    def __init__(self, provider: str, *, load: Callable[[], list[HistoryEntry]],
+                 now: Callable[[], datetime], can_restore: bool) -> None:
+        super().__init__()
+        self._provider = provider
+        self._load = load
+        self._now = now
+        self._can_restore = can_restore
+        self._entries: list[HistoryEntry] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="history"):
+            yield Static(Text.assemble("History of ", (clean(self._provider), "bold"),
+                                       ", newest first"), id="dialog-title")
+            table: DataTable[Text] = DataTable(id="history-table", cursor_type="row")
+            yield table
+            yield Static("loading…", id="history-status")
+            hint = "enter restore · esc close" if self._can_restore else "esc close"
+            yield Static(hint, id="dialog-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history-table", DataTable)
+        table.add_column("when", key="when", width=8)
+        table.add_column("who", key="who")
+        table.add_column("what", key="what")
+        table.add_column("model", key="model")
+        table.focus()
+        self._read_history()
+
+    @work(thread=True, exclusive=True, group="history")
+    def _read_history(self) -> None:
+        self.post_message(self.Loaded(self._load()))
+
+    def on_history_screen_loaded(self, message: Loaded) -> None:
+        self._entries = message.entries
+        table = self.query_one("#history-table", DataTable)
+        now = self._now()
+        for index, entry in enumerate(message.entries):
+            change = Text.assemble(safe_text(entry.old, placeholder="(none)"), " -> ",
+                                   safe_text(entry.new, placeholder="(none)"))
+            if entry.action in ("lock", "unlock"):
+                change = safe_text(entry.new)
+            what = entry.action + (f": {clean(entry.reason, limit=30)}" if entry.reason else "")
+            table.add_row(Text(relative_time(entry.time, now)), safe_text(entry.actor, limit=24),
+                          safe_text(what), change, key=str(index))
+        status = self.query_one("#history-status", Static)
+        status.update(f"{len(message.entries)} change{'s' if len(message.entries) != 1 else ''}"
+                      if message.entries else "no changes recorded yet")
+        self.refresh_bindings()
+
+    def _restorable(self) -> str | None:
+        table = self.query_one("#history-table", DataTable)
+        if not self._entries or not table.row_count:
+            return None
+        entry = self._entries[table.cursor_row]
+        return entry.new if entry.action == "set" else entry.old
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restore":
+            if not self._can_restore:
+                return False
+            return True if self._restorable() else None
+        return True
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if self._can_restore:
+            self.action_restore()
+
+    def action_restore(self) -> None:
+        model = self._restorable()
+        if model is not None:
+            self.dismiss(model)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- help -----------------------------------------------------------------------------------
+class HelpScreen(ModalScreen[None]):
+    """Every key of the main view, from its bindings (so help never drifts from the keys)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "Close", id="help.close",
+                tooltip="Back to the table"),
+    ]
+
+    def __init__(self, keys: Sequence[tuple[str, str, str]], notes: str) -> None:
+        super().__init__()
+        self._keys = tuple(keys)
+        self._notes = notes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="help"):
+            yield Static("Keys", id="dialog-title")
+            table: DataTable[Text] = DataTable(id="help-table", cursor_type="none",
+                                               show_header=False)
+            yield table
+            yield Static(self._notes, id="help-notes")
+            yield Static("esc close", id="dialog-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-table", DataTable)
+        table.add_column("key", key="key")
+        table.add_column("action", key="action")
+        table.add_column("what it does", key="tooltip")
+        for key, description, tooltip in self._keys:
+            table.add_row(Text(key, style="bold"), Text(description), Text(tooltip or DASH))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

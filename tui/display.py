@@ -1,0 +1,74 @@
+"""How values from the selections file are shown: as plain text, never as markup.
+
+Provider and model names are checked by the core, but ``updated_by`` and
+``lock_reason`` are free text anyone with write access to the file may have typed,
+so everything shown goes through :func:`safe_text`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+
+from rich.style import Style
+from rich.text import Text
+
+__all__ = ["DASH", "clean", "relative_time", "safe_text", "short_actor"]
+
+DASH = "—"
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def clean(value: str | None, *, limit: int | None = None) -> str:
+    """``value`` without control or format characters, cut to ``limit`` cells with an ellipsis.
+
+    Tabs and line breaks become spaces so a value stays on one line; escape sequences,
+    bidi overrides and the like are dropped, so nothing reaches the terminal but text.
+    """
+    if not value:
+        return ""
+    if not value.isprintable():
+        value = "".join(
+            " " if char in "\t\n\r\v\f" else char
+            for char in value
+            if char in "\t\n\r\v\f" or unicodedata.category(char) not in _UNSAFE_CATEGORIES
+        )
+    if limit is not None and len(value) > limit:
+        value = value[: max(limit - 1, 0)] + "…"
+    return value
+
+
+def safe_text(value: str | None, *, limit: int | None = None, style: Style | str = "",
+              placeholder: str = DASH) -> Text:
+    """A Rich ``Text`` of ``value`` cleaned (markup such as ``[red]`` stays literal)."""
+    shown = clean(value, limit=limit)
+    return Text(shown or placeholder, style=style, no_wrap=True, end="")
+
+
+def relative_time(then: datetime | None, now: datetime) -> str:
+    """``"3m ago"``-style age of ``then``; a date once it is older than a month."""
+    if then is None:
+        return DASH
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return "just now" if seconds > -60 else then.strftime("%Y-%m-%d")
+    if seconds < 10:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    if seconds < 31 * 86400:
+        return f"{seconds // 86400}d ago"
+    return then.strftime("%Y-%m-%d")
+
+
+def short_actor(actor: str | None) -> str | None:
+    """``alice@host`` as ``alice`` where space is short (the detail line shows the host)."""
+    if actor is None:
+        return None
+    return actor.split("@", 1)[0] or actor

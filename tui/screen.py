@@ -1,0 +1,717 @@
+"""The main view: every provider's model, with the keys that change them.
+
+| key | action |
+| :- | :- |
+| enter, e | edit the highlighted provider's model |
+| l | lock or unlock it (asks, with an optional reason) |
+| d | remove its selection (asks) |
+| space | mark or unmark the row |
+| b | set one model on every marked row (review, then all or nothing) |
+| h | its history; an older model can be restored |
+| / | filter rows (enter keeps the filter, escape clears it) |
+| s | cycle the sort order |
+| ? | help |
+| ctrl+p | command palette |
+| q | quit |
+
+Which of these are shown, shown disabled or hidden is decided in ``check_action``
+alone (read-only mode, a locked row, a bad file on disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, ClassVar, Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.events import Resize
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from modelboard.core import (
+    ChangeEvent,
+    ConfigurationError,
+    ConflictError,
+    ModelboardError,
+    ProviderChange,
+    SelectionStore,
+)
+
+from .dialogs import (
+    BulkReview,
+    BulkRow,
+    ConfirmDialog,
+    ConflictChoice,
+    ConflictScreen,
+    HelpScreen,
+    HistoryScreen,
+    LockDialog,
+    LockRequest,
+    ModelPicker,
+)
+from .display import DASH, clean, relative_time, safe_text
+from .table import SORT_ORDERS, ColumnWidths, SelectionTable
+
+__all__ = ["MainScreen", "PendingChange"]
+
+#: Actions that write; read-only mode hides them everywhere (keys, footer, palette, help).
+WRITE_ACTIONS = frozenset({"edit", "lock", "remove", "mark", "bulk", "explain"})
+#: Actions that wait while the file on disk cannot be loaded.
+WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "remove", "bulk"})
+AGE_REFRESH_SECONDS = 15.0
+_NO_EXPECTATION = object()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A change the operator asked for, not yet stored; kept until it is, or dropped on purpose.
+
+    ``expect`` is the model the operator saw when starting (so a change made meanwhile by
+    someone else is a conflict, not silently overwritten); ``bulk`` maps provider ->
+    (old, new) for a bulk change.
+    """
+
+    kind: Literal["set", "remove", "lock", "unlock", "bulk"]
+    provider: str = ""
+    model: str | None = None
+    expect: Any = _NO_EXPECTATION
+    reason: str | None = None
+    bulk: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.kind == "set":
+            return f"{self.provider}: set to {self.model}"
+        if self.kind == "remove":
+            return f"{self.provider}: selection removed"
+        if self.kind == "lock":
+            return f"{self.provider}: locked" + (f" ({self.reason})" if self.reason else "")
+        if self.kind == "unlock":
+            return f"{self.provider}: unlocked"
+        return f"{len(self.bulk)} providers set to {next(iter(self.bulk.values()))[1]}"
+
+    def providers(self) -> list[str]:
+        return list(self.bulk) if self.kind == "bulk" else [self.provider]
+
+
+def write_change(store: SelectionStore, change: PendingChange) -> None:
+    """Store ``change``; raises what the core raises (conflicts, locks, validation)."""
+    expect: dict[str, Any] = {} if change.expect is _NO_EXPECTATION else {"expect": change.expect}
+    if change.kind == "set":
+        assert change.model is not None
+        store.set_model_selection(change.provider, change.model, **expect)
+    elif change.kind == "remove":
+        store.remove_model_selection(change.provider, **expect)
+    elif change.kind == "lock":
+        store.lock(change.provider, reason=change.reason)
+    elif change.kind == "unlock":
+        store.unlock(change.provider)
+    else:
+        with store.transaction() as tx:
+            for provider, (old, new) in change.bulk.items():
+                tx.set_model_selection(provider, new, expect=old)
+
+
+class MainCommands(Provider):
+    """The command palette: every action of the main view that is available right now."""
+
+    def _commands(self) -> list[tuple[str, str, str]]:
+        screen = self.screen
+        if not isinstance(screen, MainScreen):
+            return []
+        return screen.available_commands()
+
+    def _run(self, action: str) -> None:
+        self.screen.post_message(MainScreen.CommandChosen(action))
+
+    async def discover(self) -> Hits:
+        for action, title, help_text in self._commands():
+            yield DiscoveryHit(title, partial(self._run, action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for action, title, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(self._run, action),
+                          text=title, help=help_text)
+
+
+class FilterInput(Input):
+    """The filter line: typing narrows the rows, enter keeps it, escape clears it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "clear_filter", "Clear filter", id="filter.clear",
+                tooltip="Clear the filter and show every row"),
+    ]
+
+    class Cleared(Message):
+        """The operator asked for every row again."""
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.post_message(self.Cleared())
+
+
+class MainScreen(Screen[None]):
+    """The table of providers; see the module docstring for its keys."""
+
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {MainCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "edit", "Edit", id="edit",
+                tooltip="Choose the highlighted provider's model (also enter)"),
+        Binding("e", "explain('edit')", "Why not", show=False, system=True, id="edit.why"),
+        Binding("l", "lock", "Lock", id="lock",
+                tooltip="Lock or unlock the highlighted provider (asks first)"),
+        Binding("d", "remove", "Remove", id="remove",
+                tooltip="Remove the highlighted provider's selection (asks first)"),
+        Binding("d", "explain('remove')", "Why not", show=False, system=True, id="remove.why"),
+        Binding("space", "mark", "Mark", id="mark", key_display="spc",
+                tooltip="Mark or unmark the row for a bulk change"),
+        Binding("b", "bulk", "Bulk", id="bulk",
+                tooltip="Set one model on every marked row, after a review"),
+        Binding("h", "history", "History", id="history",
+                tooltip="Changes to the highlighted provider; restore an older model"),
+        Binding("slash", "filter", "Filter", id="filter", key_display="/",
+                tooltip="Type to narrow the rows; enter keeps it, escape clears it"),
+        Binding("s", "sort", "Sort", id="sort", show=False,
+                tooltip="Cycle the order: provider, model, last updated"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?",
+                tooltip="Every key and what it does"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter",
+                tooltip="Show every row again"),
+    ]
+
+    HELP = (
+        "Marked rows (●) are what b changes. Locked rows are dimmed and cannot be edited "
+        "or removed until unlocked. Changes from elsewhere appear as they happen; a change "
+        "to what you are editing asks before overwriting. Mouse: click a row to move "
+        "there, click it again to edit, click a column title to sort by it."
+    )
+
+    class CommandChosen(Message):
+        """A command palette hit: run this action of the main view."""
+
+        def __init__(self, action: str) -> None:
+            super().__init__()
+            self.action = action
+
+    class Saved(Message):
+        """A change was stored (posted from the saving thread)."""
+
+        def __init__(self, change: PendingChange) -> None:
+            super().__init__()
+            self.change = change
+
+    class SaveFailed(Message):
+        """A change was refused or could not be written; nothing of it was stored."""
+
+        def __init__(self, change: PendingChange, error: Exception) -> None:
+            super().__init__()
+            self.change = change
+            self.error = error
+
+    def __init__(self, store: SelectionStore, *, clock: Callable[[], datetime],
+                 read_only_reason: str | None = None, watch: bool = True) -> None:
+        super().__init__()
+        self.store = store
+        self.clock = clock
+        self.read_only = store.read_only
+        self.read_only_reason = read_only_reason
+        self.watch = watch
+        self._saves_in_flight = 0
+        self.quit_when_saved = False
+
+    # -- layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        if self.read_only:
+            note = self.read_only_reason or "opened read-only: nothing can be changed here"
+            yield Static(safe_text(f"READ-ONLY: {note}"), id="read-only-note")
+        yield Static(id="banner")
+        yield FilterInput(id="filter", placeholder="filter: provider, model or who",
+                          compact=True)
+        yield SelectionTable(clock=self.clock, id="selections")
+        yield Static(id="detail")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> SelectionTable:
+        return self.query_one(SelectionTable)
+
+    def on_mount(self) -> None:
+        table = self.table
+        table.set_widths(ColumnWidths.for_width(self.app.size.width))
+        table.load(self.store.catalog, self.store.snapshot)
+        table.focus()
+        self.query_one(FilterInput).display = False
+        self._show_load_error(self.store.load_error)
+        if self.store.recovery_notice:
+            self.notify(clean(self.store.recovery_notice), title="Recovered at start",
+                        severity="warning", markup=False, timeout=12)
+        if self.read_only and self.read_only_reason:
+            self.notify(clean(self.read_only_reason), title="Opened read-only",
+                        severity="warning", markup=False)
+        self._update_status()
+        self._update_detail()
+        self.set_interval(AGE_REFRESH_SECONDS, self._refresh_ages, name="ages")
+        if self.watch:
+            self._follow_store()
+
+    def on_resize(self, event: Resize) -> None:
+        self.table.set_widths(ColumnWidths.for_width(event.size.width))
+        self._update_status()
+
+    # -- live changes ---------------------------------------------------------------------
+    @work(exclusive=True, group="follow", exit_on_error=False)
+    async def _follow_store(self) -> None:
+        """Apply every change the store reports (from this editor or anyone else)."""
+        async for event in self.store.changes():
+            self.show_change(event)
+
+    def show_change(self, event: ChangeEvent) -> None:
+        """Put one ChangeEvent on screen: rows in place, a flash and a note for others' changes."""
+        if event.error is not None or self.store.load_error is not None:
+            self._show_load_error(self.store.load_error)
+        elif self.query_one("#banner", Static).display:
+            self._show_load_error(None)
+            self.notify("The file is readable again; changes are allowed.", markup=False)
+        providers = [change.provider for change in event.changes]
+        if providers:
+            self.table.apply(event.new, providers)
+        if event.source == "external":
+            for change in event.changes:
+                self.table.flash(change.provider)
+            self._announce(event.changes)
+        self._update_status()
+        self._update_detail()
+        self.refresh_bindings()
+
+    def _announce(self, changes: tuple[ProviderChange, ...]) -> None:
+        if not changes:
+            return
+        if len(changes) <= 3:
+            for change in changes:
+                self.notify(clean(change.describe()), title="Changed on disk", markup=False)
+            return
+        actors = sorted({clean(c.actor) for c in changes if c.actor})
+        by = f" by {', '.join(actors)}" if actors else ""
+        self.notify(f"{len(changes)} providers changed{by}", title="Changed on disk",
+                    markup=False)
+
+    def _show_load_error(self, error: ConfigurationError | None) -> None:
+        banner = self.query_one("#banner", Static)
+        if error is None:
+            banner.display = False
+            return
+        where = error.path or self.store.location
+        if error.line is not None:
+            where += f", line {error.line}, column {error.column or 1}"
+        banner.update(Text.assemble(
+            ("⚠ ", "bold"), (clean(where), "bold"), ": ", clean(error.reason), "\n",
+            "Showing the last good state; changes wait until the file is fixed."))
+        banner.display = True
+
+    def _refresh_ages(self) -> None:
+        self.table.refresh_ages()
+        self._update_detail()
+
+    # -- status lines ---------------------------------------------------------------------
+    def _update_status(self) -> None:
+        table = self.table
+        right = [f"{len(table.providers())} providers"]
+        if table.filter_text:
+            right.append(f"{table.row_count} shown")
+        if table.marked:
+            right.append(f"{len(table.marked)} marked")
+        right.append(f"sort: {table.sort_order}")
+        summary = " · ".join(right)
+        badge = " READ-ONLY " if self.read_only else ""
+        room = self.app.size.width - len(summary) - len(badge) - len("modelboard") - 8
+        location = clean(self.store.location)
+        if len(location) > room:
+            location = "…" + location[-max(room - 1, 8):]
+        line = Text.assemble(("modelboard", "bold"), "  ", location, no_wrap=True,
+                             overflow="ellipsis")
+        if badge:
+            line.append("  ")
+            line.append(badge, style="bold reverse")
+        line.append("  ")
+        line.append(summary.rjust(max(room - len(location), 0) + len(summary)),
+                    style="dim")
+        self.query_one("#status", Static).update(line)
+
+    def _update_detail(self) -> None:
+        detail = self.query_one("#detail", Static)
+        provider = self.table.highlighted_provider
+        if provider is None:
+            detail.update("no provider matches the filter" if self.table.filter_text else "")
+            return
+        selection = self.table.selection_of(provider)
+        line = Text.assemble((clean(provider), "bold"), "  ")
+        if selection is None:
+            line.append("no model selected" + ("" if self.read_only else "; e sets one"))
+        else:
+            line.append(clean(selection.model_name), style="bold")
+            when = relative_time(selection.last_updated, self.clock())
+            line.append(f"  set {when}" if selection.last_updated else "")
+            if selection.updated_by:
+                line.append(f" by {clean(selection.updated_by)}")
+            if selection.locked:
+                line.append("  locked" + (f": {clean(selection.lock_reason)}"
+                                          if selection.lock_reason else ""), style="bold")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        detail.update(line)
+
+    @on(DataTable.RowHighlighted, "#selections")
+    def _highlighted(self) -> None:
+        self._update_detail()
+        self.refresh_bindings()
+
+    # -- availability: the one place that decides --------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS and self.read_only:
+            return False
+        if action == "explain":
+            what = str(parameters[0]) if parameters else "edit"
+            return self.check_action(what, ()) is None
+        if action == "clear_filter":
+            return bool(self.table.filter_text)
+        if action in WAIT_FOR_GOOD_FILE and self.store.load_error is not None:
+            return None
+        if action not in ("edit", "lock", "remove", "mark", "bulk", "history"):
+            return True
+        if action == "bulk":
+            return True if self.table.marked else None
+        provider = self.table.highlighted_provider
+        if provider is None:
+            return None
+        selection = self.table.selection_of(provider)
+        if action == "edit":
+            return None if selection is not None and selection.locked else True
+        if action == "remove":
+            return None if selection is None or selection.locked else True
+        if action == "lock":
+            return None if selection is None else True
+        return True
+
+    def why_not(self, action: str) -> str:
+        """One line saying why ``action`` is unavailable on the highlighted row."""
+        if self.store.load_error is not None:
+            return f"{self.store.location} cannot be read; changes wait until it is fixed"
+        provider = self.table.highlighted_provider
+        if provider is None:
+            return "no provider is highlighted"
+        selection = self.table.selection_of(provider)
+        if selection is None:
+            return f"{provider} has no model selected"
+        if selection.locked:
+            who = f" by {selection.updated_by}" if selection.updated_by else ""
+            why = f": {selection.lock_reason}" if selection.lock_reason else " (no reason given)"
+            return f"{provider} is locked{who}{why}; press l to unlock it first"
+        return f"{action} is not available here"
+
+    def action_explain(self, action: str) -> None:
+        self.notify(clean(self.why_not(action)), title=f"Cannot {action}",
+                    severity="warning", markup=False)
+
+    def available_commands(self) -> list[tuple[str, str, str]]:
+        """(action, title, help) for the palette: what can be done right now, nothing else."""
+        commands = []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.system or not binding.description:
+                continue
+            action, _, _ = binding.action.partition("(")
+            if self.check_action(action, ()) is True:
+                title = "Lock / unlock" if action == "lock" else binding.description
+                commands.append((binding.action, title, binding.tooltip))
+        return commands
+
+    def help_keys(self) -> list[tuple[str, str, str]]:
+        keys = [("enter", "Edit", "Same as e; a click on the highlighted row too")] \
+            if not self.read_only else []
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            action = binding.action.partition("(")[0]
+            hidden = action != "clear_filter" and self.check_action(action, ()) is False
+            if binding.system or hidden:
+                continue
+            shown = binding.key_display or binding.key
+            keys.append((shown, binding.description, binding.tooltip))
+        keys += [("ctrl+p", "Palette", "Every action, searchable"),
+                 ("q", "Quit", "Leave (waits for a save in progress)")]
+        return keys
+
+    @on(CommandChosen)
+    async def _command_chosen(self, message: CommandChosen) -> None:
+        await self.run_action(message.action)
+
+    # -- actions --------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#selections")
+    async def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if self.read_only:
+            return
+        if self.check_action("edit", ()):
+            self.action_edit()
+        else:
+            self.action_explain("edit")
+
+    @on(DataTable.HeaderSelected, "#selections")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column in SORT_ORDERS:
+            self.table.set_sort(column)  # type: ignore[arg-type]
+            self._update_status()
+
+    def action_edit(self, initial: str = "", expect: Any = _NO_EXPECTATION) -> None:
+        provider = self.table.highlighted_provider
+        if provider is not None:
+            self.open_editor(provider, initial=initial, expect=expect)
+
+    def open_editor(self, provider: str, *, initial: str = "",
+                    expect: Any = _NO_EXPECTATION) -> None:
+        """The model picker for ``provider``; saving expects the model shown when it opened."""
+        current = self.store.get_model_selection(provider)
+        current_model = current.model_name if current else None
+        if expect is _NO_EXPECTATION:
+            expect = current_model
+        catalog = self.store.catalog
+        spec = catalog.get(provider)
+        title = f"{provider} · now {current_model or DASH}"
+
+        def chosen(model: str | None) -> None:
+            if model is not None:
+                self.save(PendingChange("set", provider, model, expect=expect))
+
+        self.app.push_screen(ModelPicker(
+            title=title, models=spec.models if spec else (),
+            any_model=bool(spec and spec.any_model),
+            check=partial(catalog.validate, provider), current=current_model,
+            initial=initial), chosen)
+
+    def action_lock(self) -> None:
+        provider = self.table.highlighted_provider
+        selection = self.store.get_model_selection(provider) if provider else None
+        if provider is None or selection is None:
+            return
+        if selection.locked:
+            def unlock(confirmed: bool | None) -> None:
+                if confirmed:
+                    self.save(PendingChange("unlock", provider))
+            by = f" (locked by {clean(selection.updated_by)})" if selection.updated_by else ""
+            self.app.push_screen(ConfirmDialog(
+                Text.assemble("Unlock ", (clean(provider), "bold"), by, "?"),
+                confirm_label="Unlock"), unlock)
+            return
+
+        def lock(request: LockRequest | None) -> None:
+            if request is not None:
+                self.save(PendingChange("lock", provider, reason=request.reason))
+        self.app.push_screen(LockDialog(provider, selection.model_name), lock)
+
+    def action_remove(self) -> None:
+        provider = self.table.highlighted_provider
+        selection = self.store.get_model_selection(provider) if provider else None
+        if provider is None or selection is None:
+            return
+        expect = selection.model_name
+
+        def remove(confirmed: bool | None) -> None:
+            if confirmed:
+                self.save(PendingChange("remove", provider, expect=expect))
+        self.app.push_screen(ConfirmDialog(
+            Text.assemble("Remove ", (clean(provider), "bold"), "'s selection (",
+                          (clean(expect), "bold"), ")? The proxy will have no model for it."),
+            confirm_label="Remove"), remove)
+
+    def action_mark(self) -> None:
+        provider = self.table.highlighted_provider
+        if provider is None:
+            return
+        self.table.toggle_mark(provider)
+        row = self.table.cursor_row
+        if row + 1 < self.table.row_count:
+            self.table.move_cursor(row=row + 1)
+        self._update_status()
+        self.refresh_bindings()
+
+    def action_bulk(self, initial: str = "") -> None:
+        marked = self.table.marked
+        if not marked:
+            return
+        catalog = self.store.catalog
+        specs = [catalog.get(p) for p in marked]
+        listed = [s for s in specs if s is not None and not s.any_model]
+        if listed:
+            common = [m for m in listed[0].models if all(s.accepts(m) for s in listed)]
+        else:
+            common = sorted({m for s in specs if s is not None for m in s.models})
+        any_model = not listed
+
+        def check(model: str) -> None:
+            for provider in marked:
+                catalog.validate(provider, model)
+
+        def chosen(model: str | None) -> None:
+            if model is not None:
+                self.review_bulk(marked, model)
+        self.app.push_screen(ModelPicker(
+            title=f"Set one model on {len(marked)} marked providers", models=common,
+            any_model=any_model, check=check, initial=initial), chosen)
+
+    def review_bulk(self, providers: list[str], model: str) -> None:
+        """Show old -> new for each provider; apply writes them all or none."""
+        rows: list[BulkRow] = []
+        bulk: dict[str, tuple[str | None, str]] = {}
+        for provider in providers:
+            selection = self.store.get_model_selection(provider)
+            old = selection.model_name if selection else None
+            problem = None
+            if selection is not None and selection.locked:
+                who = f" by {selection.updated_by}" if selection.updated_by else ""
+                problem = f"locked{who}"
+            rows.append(BulkRow(provider, old, model, problem))
+            bulk[provider] = (old, model)
+
+        def decided(apply: bool | None) -> None:
+            if apply:
+                self.save(PendingChange("bulk", bulk=bulk))
+        self.app.push_screen(BulkReview(rows), decided)
+
+    def action_history(self) -> None:
+        provider = self.table.highlighted_provider
+        if provider is None:
+            return
+        selection = self.store.get_model_selection(provider)
+        expect = selection.model_name if selection else None
+        locked = selection is not None and selection.locked
+        can_restore = not self.read_only and not locked and self.store.load_error is None
+
+        def restore(model: str | None) -> None:
+            if model is not None:
+                self.save(PendingChange("set", provider, model, expect=expect))
+        self.app.push_screen(HistoryScreen(
+            provider, load=partial(self.store.history, provider, limit=500), now=self.clock,
+            can_restore=can_restore), restore)
+
+    def action_filter(self) -> None:
+        filter_input = self.query_one(FilterInput)
+        filter_input.display = True
+        filter_input.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value.strip())
+        self._after_rows_changed()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_kept(self) -> None:
+        filter_input = self.query_one(FilterInput)
+        filter_input.display = bool(filter_input.value.strip())
+        self.table.focus()
+
+    @on(FilterInput.Cleared)
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one(FilterInput)
+        filter_input.value = ""
+        filter_input.display = False
+        self.table.set_filter("")
+        self.table.focus()
+        self._after_rows_changed()
+
+    def action_sort(self) -> None:
+        order = SORT_ORDERS[(SORT_ORDERS.index(self.table.sort_order) + 1) % len(SORT_ORDERS)]
+        self.table.set_sort(order)
+        self._update_status()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.help_keys(), self.HELP))
+
+    def _after_rows_changed(self) -> None:
+        self._update_status()
+        self._update_detail()
+        self.refresh_bindings()
+
+    # -- saving ---------------------------------------------------------------------------
+    @property
+    def saving(self) -> bool:
+        return self._saves_in_flight > 0
+
+    def save(self, change: PendingChange) -> None:
+        """Store ``change`` off the UI thread; Saved or SaveFailed follows."""
+        self._saves_in_flight += 1
+        self._write(change)
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _write(self, change: PendingChange) -> None:
+        try:
+            write_change(self.store, change)
+        except Exception as error:  # every failure is reported on screen, never lost
+            self.post_message(self.SaveFailed(change, error))
+        else:
+            self.post_message(self.Saved(change))
+
+    @on(Saved)
+    def _saved(self, message: Saved) -> None:
+        self._saves_in_flight -= 1
+        change = message.change
+        self.table.apply(self.store.snapshot, change.providers())
+        if change.kind == "bulk":
+            self.table.clear_marks()
+        self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
+        self._after_rows_changed()
+        self._quit_if_asked()
+
+    @on(SaveFailed)
+    def _save_failed(self, message: SaveFailed) -> None:
+        self._saves_in_flight -= 1
+        change, error = message.change, message.error
+        self.table.apply(self.store.snapshot, change.providers())
+        self._after_rows_changed()
+        if isinstance(error, ConflictError) and change.kind in ("set", "remove"):
+            self._resolve_conflict(change, error)
+        elif isinstance(error, ConflictError) and change.kind == "bulk":
+            self.notify(clean(f"{error}. Nothing was applied; review the new values."),
+                        title="Changed meanwhile", severity="warning", markup=False)
+            model = next(iter(change.bulk.values()))[1]
+            self.review_bulk(list(change.bulk), model)
+        else:
+            text = str(error) if isinstance(error, ModelboardError) else \
+                f"{type(error).__name__}: {error}"
+            self.notify(clean(f"{text} (nothing was written)"), title="Not saved",
+                        severity="error", markup=False, timeout=10)
+        self._quit_if_asked()
+
+    def _resolve_conflict(self, change: PendingChange, error: ConflictError) -> None:
+        theirs = error.theirs
+
+        def decided(choice: ConflictChoice | None) -> None:
+            if choice is ConflictChoice.OVERWRITE:
+                self.save(PendingChange(change.kind, change.provider, change.model,
+                                        expect=theirs))
+            elif choice is ConflictChoice.KEEP_THEIRS:
+                self.notify(f"Kept {clean(theirs) or 'no selection'} for "
+                            f"{clean(change.provider)}; your edit was dropped", markup=False)
+            elif change.kind == "set":
+                self.open_editor(change.provider, initial=change.model or "", expect=theirs)
+            else:
+                self.notify(f"Nothing was removed from {clean(change.provider)}",
+                            markup=False)
+        self.app.push_screen(ConflictScreen(
+            provider=change.provider, theirs=theirs, theirs_by=error.theirs_by,
+            mine=change.model, can_edit_again=change.kind == "set"), decided)
+
+    def _quit_if_asked(self) -> None:
+        if self.quit_when_saved and not self.saving:
+            self.app.exit(0)
