@@ -41,6 +41,8 @@ WATCH_DEBOUNCE_MS = 50
 #: How often an idle watcher wakes up in Python (also how soon ``armed`` is set).
 WATCH_TIMEOUT_MS = 100
 LOCK_TIMEOUT_S = 30.0
+#: How often a waiting writer retries the lock (filelock polls; its default is 50 ms).
+LOCK_POLL_S = 0.005
 _EMPTY_REVISION = revision_of_bytes(render_document({}))
 
 
@@ -156,7 +158,7 @@ class FileBackend:
                                      path=str(target.parent)) from None
         with self._thread_lock:
             try:
-                self._lock_for(target).acquire()
+                self._lock_for(target).acquire(poll_interval=LOCK_POLL_S)
             except filelock.Timeout:
                 raise ConfigurationError(
                     f"another writer has held the lock for over {LOCK_TIMEOUT_S:.0f} s",
