@@ -170,19 +170,23 @@ def _wants_colour(stream: TextIO) -> bool:
 
 
 def table(terminal: Terminal, headers: Sequence[str], rows: Iterable[Sequence[str]],
-          *, minimum: int = 6) -> list[str]:
-    """Rows aligned in columns, the widest cut with an ellipsis until a line fits 80."""
+          *, shrink: Sequence[tuple[int, int]]) -> list[str]:
+    """Rows aligned in columns that fit 80.
+
+    When a line would be wider, the columns in ``shrink`` (index, narrowest width) give
+    way in that order, their cells cut with an ellipsis: the least useful ones first.
+    """
     body = [[clean(cell) for cell in row] for row in rows]
     widths = [max([len(header), *(_cell_width(row[i]) for row in body)])
               for i, header in enumerate(headers)]
     gap = 2
-    floors = [max(len(header), minimum) for header in headers]
-    while sum(widths) + gap * (len(widths) - 1) > LINE_WIDTH:
-        slack = [width - floor for width, floor in zip(widths, floors, strict=True)]
-        widest = max(range(len(widths)), key=slack.__getitem__)
-        if slack[widest] <= 0:
+    excess = sum(widths) + gap * (len(widths) - 1) - LINE_WIDTH
+    for index, narrowest in shrink:
+        if excess <= 0:
             break
-        widths[widest] -= 1
+        given = min(excess, max(0, widths[index] - narrowest))
+        widths[index] -= given
+        excess -= given
 
     def render(cells: Sequence[str]) -> str:
         parts = []
@@ -402,7 +406,8 @@ def cmd_list(session: Session) -> int:
         rows = [(provider, selection.model_name, _lock_text(selection),
                  _time(selection.last_updated), selection.updated_by or "")
                 for provider in providers for selection in (snapshot[provider],)]
-        for line in table(terminal, ("PROVIDER", "MODEL", "LOCK", "UPDATED (UTC)", "BY"), rows):
+        headers = ("PROVIDER", "MODEL", "LOCK", "UPDATED (UTC)", "BY")
+        for line in table(terminal, headers, rows, shrink=((4, 10), (1, 16), (0, 8))):
             terminal.line(line)
     if not store.exists:
         terminal.note(f"{store.location} does not exist yet; nothing is selected")
@@ -411,9 +416,8 @@ def cmd_list(session: Session) -> int:
 
 
 def _lock_text(selection: Selection) -> str:
-    if selection.editable:
-        return ""
-    return f"locked: {selection.lock_reason}" if selection.lock_reason else "locked"
+    # The reason is in ``get --json`` and the history; here it would crowd out the model.
+    return "" if selection.editable else "locked"
 
 
 def cmd_get(session: Session) -> int:
@@ -448,7 +452,8 @@ def cmd_history(session: Session) -> int:
         return EXIT_OK
     rows = [(_time(entry.time), entry.actor, entry.provider, entry.action, _history_change(entry))
             for entry in entries]
-    for line in table(terminal, ("TIME (UTC)", "BY", "PROVIDER", "ACTION", "CHANGE"), rows):
+    headers = ("TIME (UTC)", "BY", "PROVIDER", "ACTION", "CHANGE")
+    for line in table(terminal, headers, rows, shrink=((1, 8), (4, 20), (2, 8))):
         terminal.line(line)
     return EXIT_OK
 
