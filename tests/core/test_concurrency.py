@@ -3,6 +3,7 @@ exactly when a writer's view was stale, and no change silently overwrites anothe
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_eight_processes_writing_lose_nothing_and_conflict_only_when_stale(
     for provider in ("shared-expect", "shared-blind"):
         chain = [entry for entry in history if entry["provider"] == provider]
         assert chain[0]["old"] is None
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             assert after["old"] == before["new"]
         assert stored[provider]["model_name"] == chain[-1]["new"]
 
