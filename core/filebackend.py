@@ -23,7 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
-import watchfiles
+
+# watchfiles' documented low-level API: unlike watchfiles.watch(), it says exactly when the
+# watch is armed, and its timeout only wakes Python up (the stop event is checked every step).
+from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .backend import Commit, StoredState
 from .errors import ConfigurationError, ReadOnlyError
@@ -34,12 +37,16 @@ __all__ = ["FileBackend"]
 
 log = logging.getLogger("modelboard")
 
-#: Milliseconds watchfiles sleeps between checks; the latency floor of a reload.
+#: Milliseconds between looks at the file events: a change is seen one to two steps after
+#: it happens, and an idle watcher wakes up once a step (see the README for what it costs).
 WATCH_STEP_MS = 10
-#: Longest a burst of changes is grouped before the store reloads.
+#: Longest a stream of events is grouped before the store reloads: during a burst of
+#: writes it still reloads this often, and the last reload reads the last write.
 WATCH_DEBOUNCE_MS = 50
-#: How often an idle watcher wakes up in Python (also how soon ``armed`` is set).
-WATCH_TIMEOUT_MS = 100
+#: A quiet watcher compares the file's stat this often, in case an event was dropped.
+WATCH_RESCAN_MS = 1000
+#: How often to poll when the system has no file events left to give (inotify limits).
+WATCH_POLL_MS = 250
 LOCK_TIMEOUT_S = 30.0
 #: How often a waiting writer retries the lock (filelock polls; its default is 50 ms).
 LOCK_POLL_S = 0.005
@@ -303,31 +310,69 @@ class FileBackend:
             folders.add(str(folder))
         return sorted(folders), interesting
 
+    def _signature(self) -> tuple[int, int, int, int] | None:
+        """What ``stat`` says of the file now (through a symlink), or None if it is gone."""
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return None
+        return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+    def _notifier(self, folders: list[str]) -> RustNotify:
+        """A watch on ``folders`` (not recursive), armed when this returns."""
+        try:
+            return RustNotify(folders, False, False, 0, False, False)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except (OSError, WatchfilesRustInternalError) as exc:
+            # Out of inotify instances or watches: polling is slower, but still live.
+            log.warning("%s: no file events (%s); polling every %d ms instead",
+                        self.location, exc, WATCH_POLL_MS)
+            return RustNotify(folders, False, True, WATCH_POLL_MS, False, False)
+
     def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
-        # A watch on the file itself goes deaf after the first atomic replace (new
-        # inode), so watch its folder and filter on the name.
+        """Yield whenever the file may have changed, until ``stop`` is set.
+
+        Watches the file's folder and filters on the file's name: an atomic replace gives
+        the file a new inode, and a watch on the file itself goes deaf after the first one.
+        A folder that does not exist yet is waited for from its nearest existing ancestor;
+        a symlinked file is watched in the link's folder and in its target's. After each
+        (re)arming it yields once, to catch up on whatever changed before the watch was in
+        place. Events are grouped for ``step_ms`` (and at most ``debounce_ms``), so a
+        burst of writes costs a few reloads, the last of which reads the last write.
+        """
         while not stop.is_set():
-            folders, interesting = self._watch_plan()
+            plan = self._watch_plan()
+            folders, interesting = plan
             target = self.target
-
-            def matters(_change: watchfiles.Change, path: str,
-                        interesting: set[str] = interesting) -> bool:
-                return path in interesting
-
-            for changes in watchfiles.watch(
-                    *folders, watch_filter=matters, step=self.step_ms, debounce=self.debounce_ms,
-                    rust_timeout=WATCH_TIMEOUT_MS, yield_on_timeout=True, stop_event=stop,
-                    recursive=False, raise_interrupt=False, debug=False):
-                if not armed.is_set():
-                    armed.set()
-                    yield  # catch up on anything that changed before the watch was armed
-                if not changes:
-                    continue
+            try:
+                notify = self._notifier(folders)
+            except FileNotFoundError:
+                continue  # a folder went away between planning and watching: plan again
+            with notify:
+                armed.set()
+                seen = self._signature()
                 yield
-                if self._watch_plan()[0] != folders or self.target != target:
-                    break  # a folder appeared or the symlink moved: watch the new place
-            else:
-                return
+                while True:
+                    result = notify.watch(self.debounce_ms, self.step_ms, WATCH_RESCAN_MS, stop)
+                    if result == "stop":
+                        return
+                    if isinstance(result, str):  # "timeout": quiet for WATCH_RESCAN_MS
+                        # A dropped event (a full event queue, a network mount) is caught
+                        # here, for the price of a stat or two a second.
+                        if self._watch_plan() != plan or self.target != target:
+                            break
+                        if self._signature() != seen:
+                            seen = self._signature()
+                            yield
+                        continue
+                    paths = {path for _change, path in result}
+                    if paths.isdisjoint(interesting) and paths.isdisjoint(folders):
+                        continue  # only other files of the folder: temp files, lock, history
+                    seen = self._signature()
+                    yield
+                    if self._watch_plan() != plan or self.target != target:
+                        break  # a folder appeared or went, or the symlink moved: re-arm
 
     def close(self) -> None:
         self._file_locks.clear()

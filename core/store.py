@@ -51,6 +51,8 @@ class _Unset:
 #: "No expectation given" for ``expect=``; None means "expect no selection".
 UNSET: Any = _Unset()
 Subscriber = Callable[[ChangeEvent], None]
+#: Longest start_watching waits for the watch to be armed, and stop_watching for it to end.
+WATCH_START_TIMEOUT_S = 10.0
 _EMPTY = Snapshot({}, revision_of_bytes(render_document({})))
 
 
@@ -138,6 +140,7 @@ class SelectionStore:
         self._watch_users = 0
         self._watch_thread: threading.Thread | None = None
         self._watch_stop = threading.Event()
+        self._watch_ready = threading.Event()
         self._closed = False
         self._load_at_start()
 
@@ -429,26 +432,28 @@ class SelectionStore:
 
     # -- watching ------------------------------------------------------------------------------
     def start_watching(self, *, wait: bool = True) -> SelectionStore:
-        """Reload in a background thread whenever the stored state changes.
+        """Reload in a background (daemon) thread whenever the stored state changes.
 
         Calls nest: each needs a matching ``stop_watching``. With ``wait`` (default) this
-        returns once the watch is armed, so no later change can be missed.
+        returns once the watch is armed and the store has caught up with the stored
+        state, so a change made after it returns is never missed.
         """
         with self._watch_lock:
             self._watch_users += 1
             if self._watch_thread is None:
-                self._watch_stop = threading.Event()
-                armed = threading.Event()
+                self._watch_stop, self._watch_ready = threading.Event(), threading.Event()
                 self._watch_thread = threading.Thread(
-                    target=self._follow_backend, args=(self._watch_stop, armed),
+                    target=self._follow_backend, args=(self._watch_stop, self._watch_ready),
                     name="modelboard-watch", daemon=True)
                 self._watch_thread.start()
-                self._armed = armed
-        if wait:
-            self._armed.wait(timeout=10)
+            ready = self._watch_ready
+        if wait and not ready.wait(timeout=WATCH_START_TIMEOUT_S):
+            log.warning("%s: the watch is not armed after %.0f s; going on without waiting",
+                        self.location, WATCH_START_TIMEOUT_S)
         return self
 
     def stop_watching(self) -> None:
+        """Undo one ``start_watching``; the last one stops the thread and waits for it."""
         with self._watch_lock:
             if self._watch_users == 0:
                 return
@@ -457,11 +462,13 @@ class SelectionStore:
                 return
             thread, self._watch_thread = self._watch_thread, None
             self._watch_stop.set()
-        thread.join(timeout=10)
+        if thread is not threading.current_thread():  # a subscriber may stop it from inside
+            thread.join(timeout=WATCH_START_TIMEOUT_S)
 
     @property
     def watching(self) -> bool:
-        return self._watch_thread is not None
+        """True while a watch is armed and following the stored state."""
+        return self._watch_thread is not None and self._watch_ready.is_set()
 
     def __enter__(self) -> SelectionStore:
         return self.start_watching()
@@ -469,19 +476,40 @@ class SelectionStore:
     def __exit__(self, *_exc: object) -> None:
         self.stop_watching()
 
-    def _follow_backend(self, stop: threading.Event, armed: threading.Event) -> None:
-        try:
-            for _ in self._backend.follow(stop, armed):
-                if stop.is_set():
-                    return
-                self._refresh()
-        except Exception:
-            log.exception("%s: the watcher stopped", self.location)
-        finally:
-            armed.set()
+    def _follow_backend(self, stop: threading.Event, ready: threading.Event) -> None:
+        """The watch thread: reload on every sign of change; outlive a failing watcher."""
+        armed = threading.Event()
+        failures = 0
+        while not stop.is_set():
+            signs = self._backend.follow(stop, armed)
+            try:
+                for _ in signs:
+                    if stop.is_set():
+                        return
+                    self._refresh()
+                    if armed.is_set():
+                        ready.set()
+                    failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("%s: the watcher failed; retrying", self.location)
+                else:
+                    log.debug("%s: the watcher failed again: %s", self.location, exc)
+            finally:
+                close = getattr(signs, "close", None)
+                if close is not None:
+                    close()  # now, not at garbage collection: the watch holds a thread and a file
+            ready.set()  # never keep start_watching waiting on a watch that cannot start
+            # Back off, so a watcher that fails at once cannot spin (10 ms doubling to 5 s).
+            stop.wait(min(0.01 * 2 ** failures, 5.0))
 
     async def changes(self) -> AsyncIterator[ChangeEvent]:
-        """``async for event in store.changes():`` — watches while the loop iterates."""
+        """``async for event in store.changes():`` watches while the loop iterates.
+
+        The watch starts with the iteration and stops when it ends: on ``break``, or when
+        the task running it is cancelled.
+        """
         import asyncio  # here, not at the top: only async callers need it, and it is slow
 
         loop = asyncio.get_running_loop()
@@ -492,13 +520,15 @@ class SelectionStore:
                 loop.call_soon_threadsafe(inbox.put_nowait, event)
 
         unsubscribe = self.subscribe(forward)
-        await asyncio.to_thread(self.start_watching)
+        # Not waiting for the watch to be armed: starting the thread takes no time, and
+        # no await between here and the finally below can leave the watch running.
+        self.start_watching(wait=False)
         try:
             while True:
                 yield await inbox.get()
         finally:
             unsubscribe()
-            await asyncio.to_thread(self.stop_watching)
+            self.stop_watching()  # the thread notices within one watch step
 
     def close(self) -> None:
         """Stop watching and dispatching; the store still answers reads."""
