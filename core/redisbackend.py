@@ -15,11 +15,12 @@ and ``unix:///path/to/socket?db=0``). Under the key prefix (``key``, default
 - ``<key>:corrupt:<UTC time>`` — unreadable documents copied aside;
 - the pub/sub channel ``<key>:changes`` — ``<counter> <revision>`` after every write.
 
-A write is a compare-and-swap: WATCH the document and the counter, read them, apply
-the change, then MULTI/EXEC; if anyone wrote in between, EXEC fails and the change is
-applied again on top of the newer state. Pub/sub drops messages while a subscriber is
-disconnected, so the watcher resynchronises by counter whenever it (re)connects and
-every few seconds.
+A write is one compare-and-swap script: it stores the new document (with its backup,
+the counter, the history entries and the notification) only if the counter and the
+document are still those the change was computed on; otherwise it returns what is
+stored and the change is applied again on top of it. Pub/sub drops messages while a
+subscriber is disconnected, so the watcher resynchronises by counter whenever it
+(re)connects and every few seconds.
 """
 
 from __future__ import annotations
@@ -147,6 +148,42 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _sha1(data: bytes) -> str:
+    """The digest the script compares (Lua has ``redis.sha1hex``)."""
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A stored document as a writer believes it: counter, SHA-1 ('' if none), content."""
+
+    counter: int | None
+    sha1: str
+    selections: Mapping[str, Selection]
+
+
+#: One write, atomically: refuse (returning what is stored) unless the counter and the
+#: document are what the writer built on; else store, keep a backup, count, record the
+#: history, and announce ``<counter> <revision>``.
+_COMPARE_AND_SWAP = """
+local counter = redis.call('GET', KEYS[2]) or ''
+local document = redis.call('GET', KEYS[1])
+local digest = ''
+if document then digest = redis.sha1hex(document) end
+if counter ~= ARGV[1] or digest ~= ARGV[2] then
+  return {0, counter, document}
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[3])
+local new = redis.call('INCR', KEYS[2])
+for i = 7, #ARGV do
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[i])
+end
+redis.call('PUBLISH', ARGV[5], new .. ' ' .. ARGV[4])
+return {1, new}
+"""
+
+
 def _bytes(value: object) -> bytes | None:
     """A reply as bytes (redis-py types replies loosely: bytes, or str when decoding)."""
     if value is None or isinstance(value, bytes):
@@ -175,6 +212,9 @@ class RedisBackend:
         self.keys = RedisKeys(prefix)
         self._where = f"{self.location} ({self.keys.document})"
         self._quarantined: bytes | None = None
+        #: The document last read or written here, so that a write on top of it needs
+        #: neither a read nor a parse (one object, swapped whole).
+        self._known: _Known | None = None
         no_retries = Retry(NoBackoff(), 0)  # fail fast and clearly; the watcher retries itself
         try:
             self._client: redis.Redis = redis.Redis.from_url(
@@ -183,6 +223,7 @@ class RedisBackend:
         except ValueError as exc:
             raise ConfigurationError(f"not a usable Redis URL: {_reason(exc)}",
                                      path=self.location) from None
+        self._compare_and_swap = self._client.register_script(_COMPARE_AND_SWAP)
         try:
             self._client.ping()  # a wrong address or password is reported here, plainly
         except redis.RedisError as exc:
@@ -221,7 +262,7 @@ class RedisBackend:
         document, counter = self._read_document()
         if document is None:
             return StoredState({}, _EMPTY_REVISION, token=counter, exists=False)
-        selections = parse_document(document, path=self._where)
+        selections = self._parse(document, counter).selections
         return StoredState(selections, revision_of_bytes(render_document(selections)),
                            token=counter)
 
@@ -259,56 +300,99 @@ class RedisBackend:
     # -- writing --------------------------------------------------------------------------
     def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
                base: StoredState) -> StoredState | None:
+        """Compare-and-swap in one round trip; on a lost race, again on the newer state.
+
+        The first attempt builds on the document this backend last read or wrote, when
+        the caller's base is that one; the script refuses if the stored counter or
+        document differ and returns them, so the retry needs no extra read. A change
+        that refuses (conflict, lock, validation) is only believed on the latest state.
+        """
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        known = self._known
+        belief = known if known is not None and known.counter == base.token else None
+        fresh = False
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
         attempt = 0
         while True:
-            sent = False
+            if belief is None:
+                belief, fresh = self._read_latest(base), True
             try:
-                with self._client.pipeline(transaction=True) as pipe:
-                    pipe.watch(self.keys.document,  # type: ignore[no-untyped-call]
-                               self.keys.counter)
-                    document, counter = pipe.mget(self.keys.document, self.keys.counter)
-                    current = self._usable(_bytes(document), base)
-                    result = change(current)
-                    if result is None:
-                        return None
-                    rendered = render_document(result.selections)
-                    revision = revision_of_bytes(rendered)
-                    new_counter = int(counter or 0) + 1
-                    pipe.multi()
-                    self._queue_write(pipe, rendered, revision, new_counter,
-                                      [replace(entry, revision=revision)
-                                       for entry in result.history])
-                    sent = True
-                    pipe.execute()
+                result = change(belief.selections)
+            except Exception:
+                if fresh:
+                    raise
+                belief = None  # refused on what we believed: check on the latest first
+                continue
+            if result is None:
+                if fresh:
+                    return None
+                belief = None
+                continue
+            rendered = render_document(result.selections)
+            revision = revision_of_bytes(rendered)
+            lines = [json.dumps(replace(entry, revision=revision).to_json(), ensure_ascii=False,
+                                sort_keys=True).encode("utf-8") for entry in result.history]
+            reply = self._swap(belief, rendered, revision, lines)
+            if reply[0] == 1:
+                new_counter = int(reply[1])
                 self._quarantined = None
+                self._known = _Known(new_counter, _sha1(rendered), result.selections)
                 return StoredState(result.selections, revision, token=new_counter)
-            except redis.WatchError:
-                # Someone wrote between our read and our EXEC: apply the change again
-                # on top of theirs (it may now conflict, which ``change`` raises).
-                attempt += 1
-                if time.monotonic() > deadline:
-                    raise RedisUnavailableError(
-                        f"gave up after {attempt} attempts: other writers kept changing the "
-                        "selections; nothing was written", path=self.location) from None
+            # Someone wrote since: apply the change again on top of what the script saw.
+            attempt += 1
+            if time.monotonic() > deadline:
+                raise RedisUnavailableError(
+                    f"gave up after {attempt} attempts: other writers kept changing the "
+                    "selections; nothing was written", path=self.location)
+            if attempt > 3:  # a crowd of writers: spread them out
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
-            except redis.RedisError as exc:
-                consequence = ("the connection broke while storing: the change may or may not "
-                               "be stored; reload to check") if sent else "nothing was written"
-                raise self._unavailable(exc, consequence) from None
+            counter = _bytes(reply[1])
+            belief = self._belief(_bytes(reply[2]), int(counter) if counter else None, base)
+            fresh = True
 
-    def _usable(self, document: bytes | None, base: StoredState) -> Mapping[str, Selection]:
+    def _swap(self, belief: _Known, rendered: bytes, revision: str,
+              history: list[bytes]) -> list[Any]:
+        keys = [self.keys.document, self.keys.counter, self.keys.backup, self.keys.history]
+        arguments: list[Any] = [
+            "" if belief.counter is None else str(belief.counter), belief.sha1, rendered,
+            revision, self.keys.channel, HISTORY_LIMIT, *history]
+        try:
+            reply = self._compare_and_swap(keys=keys, args=arguments)
+        except redis.RedisError as exc:
+            # redis-py says "connecting to" only when the request never left.
+            consequence = ("nothing was written" if "connecting to" in str(exc) else
+                           "the connection broke while storing: the change may or may not be "
+                           "stored; reload to check")
+            raise self._unavailable(exc, consequence) from None
+        return list(reply)
+
+    def _read_latest(self, base: StoredState) -> _Known:
+        document, counter = self._read_document()
+        return self._belief(document, counter, base)
+
+    def _belief(self, document: bytes | None, counter: int | None,
+                base: StoredState) -> _Known:
         """What a change builds on: the stored document, or ``base`` if there is none."""
         if document is None:
-            return base.selections
+            return _Known(counter, "", base.selections)
         try:
-            return parse_document(document, path=self._where)
+            return self._parse(document, counter)
         except ConfigurationError:
             if _digest(document) != self._quarantined:
                 raise
-            return base.selections  # already copied aside at start-up
+            # Already copied aside at start-up: build on the last good state.
+            return _Known(counter, _sha1(document), base.selections)
+
+    def _parse(self, document: bytes, counter: int | None) -> _Known:
+        digest = _sha1(document)
+        known = self._known
+        if known is not None and known.sha1 == digest:
+            selections = known.selections  # unchanged: no need to parse again
+        else:
+            selections = parse_document(document, path=self._where)
+        self._known = _Known(counter, digest, selections)
+        return self._known
 
     def _queue_write(self, pipe: Any, rendered: bytes, revision: str, counter: int,
                      history: list[HistoryEntry]) -> None:

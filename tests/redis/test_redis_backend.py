@@ -274,3 +274,19 @@ def test_importing_the_core_does_not_import_redis() -> None:
         [sys.executable, "-c", "import sys, modelboard.core; print('redis' in sys.modules)"],
         capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", ["file", "redis"])
+def test_a_stale_lock_is_judged_on_the_latest_state_as_with_files(
+        backend: str, redis_url: str, data_file: Path) -> None:
+    location = redis_url if backend == "redis" else str(data_file)
+    alice = open_store(location)
+    alice.set_model_selection("openai", "gpt-4o")
+    alice.lock("openai")
+    bob = open_store(location)  # believes openai locked
+    alice.unlock("openai")
+    with pytest.raises(ConflictError):  # not LockedError: bob's view was stale
+        bob.set_model_selection("openai", "gpt-5")
+    bob.reload()
+    bob.set_model_selection("openai", "gpt-5")
+    assert open_store(location).get_model_selection("openai").model_name == "gpt-5"

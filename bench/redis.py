@@ -1,0 +1,209 @@
+"""Figure 9: the Redis backend, beside the file backend and a raw ``SET``, in one run.
+
+- propagation: a write in this process until a subscriber in another process is
+  called, through Redis and (baseline) through a watched file; median and p95;
+- a write's cost: ``set_model_selection`` on a store of 10 and of 1,000 providers in
+  Redis against a raw ``SET`` of the same bytes on the same server, alternating,
+  medians compared. With 10 providers the difference is the protocol (WATCH, MGET,
+  MULTI/EXEC with history and notification: three round trips against one); with
+  1,000 it is mostly rendering the whole document, as for the file backend.
+
+The server is started here (a temp folder, a free loopback port, append-only file
+with an fsync per write, as recommended for a store whose writes must survive a
+crash) and stopped at the end; no other server is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.common import (
+    Figure,
+    any_model_catalog,
+    median,
+    percentile,
+    sample_document,
+    subprocess_env,
+    writable_providers,
+)
+
+SIZES = (10, 1_000)
+TARGET_SIZE = 10
+PROPAGATION_TARGET_MS = 50.0
+WRITE_TARGET_RATIO = 3.0
+LINE_TIMEOUT_S = 30.0
+
+_SUBSCRIBER = textwrap.dedent("""
+    import sys, time
+    from modelboard.core import open_store
+    store = open_store(sys.argv[1], read_only=True)
+    store.subscribe(lambda event: event.changes and print(time.monotonic(), flush=True))
+    store.start_watching()
+    print("ready", flush=True)
+    sys.stdin.readline()  # until the parent is done
+""")
+
+
+@contextlib.contextmanager
+def _redis_server(folder: str) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
+         "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+         "--logfile", os.path.join(folder, "redis.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        client.close()
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class _Subscriber:
+    """A process that prints the monotonic time whenever its store reports a change."""
+
+    def __init__(self, location: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SUBSCRIBER, location], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=subprocess_env())
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        if self.next_line() != "ready":
+            raise RuntimeError("the subscriber did not start")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+
+    def next_line(self) -> str:
+        try:
+            return self.lines.get(timeout=LINE_TIMEOUT_S)
+        except queue.Empty:
+            raise RuntimeError("the subscriber saw no change in time") from None
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _propagation(location: str, samples: int) -> list[float]:
+    """Seconds from the start of a write here to the callback in another process."""
+    from modelboard.core import open_store
+
+    store = open_store(location, actor="bench@host")
+    subscriber = _Subscriber(location)
+    delays: list[float] = []
+    try:
+        for index in range(samples + 2):  # two warm-up writes
+            start = time.monotonic()
+            store.set_model_selection("vllm", f"bench-model-{index}")
+            seen = float(subscriber.next_line())
+            if index >= 2:
+                delays.append(seen - start)
+    finally:
+        subscriber.close()
+        store.close()
+    return delays
+
+
+def _write_costs(url: str, key: str, count: int,
+                 writes: int) -> tuple[list[float], list[float]]:
+    import redis
+
+    from modelboard.core import open_store
+
+    client = redis.Redis.from_url(url.split("?")[0])
+    client.set(f"{key}:document", sample_document(count))
+    store = open_store(url, catalog=any_model_catalog(count), actor="bench@host")
+    providers = writable_providers(count)
+    ours: list[float] = []
+    raw: list[float] = []
+    warmup = 3
+    for index in range(warmup + writes):
+        start = time.perf_counter()
+        store.set_model_selection(providers[index % len(providers)], f"bench-model-{index}")
+        elapsed = time.perf_counter() - start
+        data = client.get(f"{key}:document")
+        raw_start = time.perf_counter()
+        client.set(f"{key}:raw", data)
+        raw_elapsed = time.perf_counter() - raw_start
+        if index >= warmup:
+            ours.append(elapsed)
+            raw.append(raw_elapsed)
+    store.close()
+    client.close()
+    return ours, raw
+
+
+def run(quick: bool) -> list[Figure]:
+    samples = 20 if quick else 100
+    writes = 30 if quick else 150
+    with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder, \
+            _redis_server(folder) as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        through_redis = _propagation(f"{url}?key=propagation", samples)
+        through_file = _propagation(str(Path(folder) / "model_selections.json"), samples)
+        costs = {count: _write_costs(f"{url}?key=writes-{count}", f"writes-{count}", count,
+                                     writes) for count in SIZES}
+
+    redis_ms = [delay * 1e3 for delay in through_redis]
+    file_ms = [delay * 1e3 for delay in through_file]
+    redis_p95, file_p95 = percentile(redis_ms, 0.95), percentile(file_ms, 0.95)
+    figures = [
+        Figure(name="9 redis: propagation to another process (median)",
+               ours=median(redis_ms), baseline=median(file_ms), unit="ms",
+               note=f"{samples} writes; baseline: the same through a watched file"),
+        Figure(name="9 redis: propagation to another process (p95)",
+               ours=redis_p95, baseline=file_p95, unit="ms",
+               target=f"p95 < {PROPAGATION_TARGET_MS:g} ms",
+               passed=redis_p95 < PROPAGATION_TARGET_MS,
+               note="pub/sub message, then one GET of the counter and one MGET"),
+    ]
+    for count, (ours, raw) in costs.items():
+        ours_ms, raw_ms = median(ours) * 1e3, median(raw) * 1e3
+        checked = count == TARGET_SIZE
+        figures.append(Figure(
+            name=f"9 redis: set_model_selection, {count:,} providers",
+            ours=ours_ms, baseline=raw_ms, unit="ms (median)",
+            target=f"ratio <= {WRITE_TARGET_RATIO:g}" if checked else "",
+            passed=ours_ms <= WRITE_TARGET_RATIO * raw_ms if checked else None,
+            note=f"p95 {percentile(ours, 0.95) * 1e3:.2f} ms vs "
+                 f"{percentile(raw, 0.95) * 1e3:.2f} ms; {writes} writes; baseline: a raw SET "
+                 "of the same bytes on the same server (appendfsync always)"))
+    return figures
