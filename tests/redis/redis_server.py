@@ -41,23 +41,34 @@ class RedisServer:
     with the same data.
     """
 
-    def __init__(self, binary: str, folder: Path, *, password: str | None = None) -> None:
+    def __init__(self, binary: str, folder: Path, *, password: str | None = None,
+                 tls_certificate: tuple[Path, Path] | None = None) -> None:
         self.binary = binary
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.password = password
+        #: (certificate, key): serve TLS only, with this self-signed certificate.
+        self.tls_certificate = tls_certificate
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, key: str | None = None, *, password: str | None = None) -> str:
         secret = password if password is not None else self.password
         auth = f":{secret}@" if secret else ""
-        query = f"?key={key}" if key else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0{query}"
+        options = [f"key={key}"] if key else []
+        scheme = "redis"
+        if self.tls_certificate is not None:
+            scheme = "rediss"
+            options.append(f"ssl_ca_certs={self.tls_certificate[0]}")
+        query = "?" + "&".join(options) if options else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0{query}"
 
     def client(self) -> redis.Redis:
+        tls: dict[str, object] = {}
+        if self.tls_certificate is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.tls_certificate[0])}
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           socket_timeout=5, retry=Retry(NoBackoff(), 0))
+                           socket_timeout=5, retry=Retry(NoBackoff(), 0), **tls)
 
     def start(self) -> RedisServer:
         arguments = [
@@ -67,6 +78,12 @@ class RedisServer:
         ]
         if self.password:
             arguments += ["--requirepass", self.password]
+        if self.tls_certificate is not None:
+            certificate, key = self.tls_certificate
+            arguments[1:3] = ["--port", "0", "--tls-port", str(self.port),
+                              "--tls-cert-file", str(certificate), "--tls-key-file", str(key),
+                              "--tls-ca-cert-file", str(certificate),
+                              "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_ready()
@@ -108,3 +125,17 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
             self.process = None
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    certificate, key = folder / "server.crt", folder / "server.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(certificate), "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    return certificate, key

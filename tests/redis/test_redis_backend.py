@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer, free_port, self_signed_certificate
 
 from modelboard.core import (
     ChangeEvent,
@@ -290,3 +290,23 @@ def test_a_stale_lock_is_judged_on_the_latest_state_as_with_files(
     bob.reload()
     bob.set_model_selection("openai", "gpt-5")
     assert open_store(location).get_model_selection("openai").model_name == "gpt-5"
+
+
+def test_tls_server_with_a_rediss_url(redis_binary: str, tmp_path: Path) -> None:
+    certificate = self_signed_certificate(tmp_path)
+    server = RedisServer(redis_binary, tmp_path / "redis", password="tls-secret",
+                         tls_certificate=certificate).start()
+    try:
+        url = server.url("mb")
+        assert url.startswith("rediss://:tls-secret@")
+        store = open_store(url)
+        store.set_model_selection("openai", "gpt-4o")
+        assert store.location.startswith("rediss://:***@")
+        assert open_store(url, read_only=True).get_model_selection("openai").model_name == \
+            "gpt-4o"
+        assert server.client().get("mb:document") == render_document(store.snapshot)
+        # The same server in plain text is refused: the URL's scheme really decides.
+        with pytest.raises(BackendUnavailableError, match="cannot reach Redis"):
+            open_store(url.replace("rediss://", "redis://").split("&")[0])
+    finally:
+        server.stop()
