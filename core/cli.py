@@ -810,6 +810,9 @@ def cmd_migrate(session: Session) -> int:
 
 def cmd_tui(session: Session) -> int:
     try:
+        # Textual first: the editor package imports it only when it runs, and a missing
+        # extra is a usage problem (exit 2) with the command that fixes it.
+        importlib.import_module("textual")
         editor = importlib.import_module("modelboard.tui")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("textual", "rich"):
@@ -823,8 +826,8 @@ def cmd_tui(session: Session) -> int:
     if run_editor is None:
         session.terminal.error(f"the editor is not installed: {TUI_HINT}")
         return EXIT_USAGE
-    catalog = session.catalog if session.args.catalog else None
-    code = run_editor(session.location, catalog=catalog, read_only=session.args.read_only)
+    code = run_editor(session.location, catalog=session.args.catalog,
+                      read_only=session.args.read_only)
     return int(code or 0)
 
 
