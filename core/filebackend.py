@@ -30,7 +30,7 @@ from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .backend import Commit, StoredState
 from .errors import ConfigurationError, ReadOnlyError
-from .fileformat import parse_document, render_document, revision_of_bytes
+from .fileformat import DocumentCodec, parse_document, render_document, revision_of_bytes
 from .models import HistoryEntry, Selection
 
 __all__ = ["FileBackend"]
@@ -68,6 +68,12 @@ class FileBackend:
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
         self._quarantined: bytes | None = None
+        # Remembers the current file's entries: a write or reload then redoes only the
+        # entries that changed instead of parsing and rendering the whole file.
+        self._codec = DocumentCodec()
+        # The token and bytes of our last write: "is the file still what we wrote?" is then
+        # a comparison of bytes, not a hash of the whole file (a third of a write's time).
+        self._written: tuple[object, bytes] | None = None
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
         self._file_locks: dict[Path, filelock.FileLock] = {}
@@ -104,20 +110,31 @@ class FileBackend:
         except OSError as exc:
             raise ConfigurationError(f"cannot read: {exc.strerror}", path=str(path)) from None
 
-    def _state_from_bytes(self, data: bytes, location: str) -> StoredState:
-        selections = parse_document(data, path=location)
-        revision = revision_of_bytes(render_document(selections))
-        return StoredState(selections, revision, token=_digest(data))
+    def _state_from_bytes(self, data: bytes, location: str, *,
+                          codec: DocumentCodec | None = None) -> StoredState:
+        if codec is None:
+            selections = parse_document(data, path=location)
+            revision = revision_of_bytes(render_document(selections))
+        else:
+            selections = codec.parse(data, path=location)
+            revision = revision_of_bytes(codec.render(selections))
+        return StoredState(selections, revision, token=self._token_of(data))
+
+    def _token_of(self, data: bytes) -> object:
+        written = self._written
+        if written is not None and written[1] == data:
+            return written[0]
+        return _digest(data)
 
     def token(self) -> object:
         data = self._read(self.path)
-        return None if data is None else _digest(data)
+        return None if data is None else self._token_of(data)
 
     def load(self) -> StoredState:
         data = self._read(self.path)
         if data is None:
             return StoredState({}, _EMPTY_REVISION, token=None, exists=False)
-        return self._state_from_bytes(data, self.location)
+        return self._state_from_bytes(data, self.location, codec=self._codec)
 
     def load_backup(self) -> StoredState | None:
         backup = self.backup_path
@@ -186,11 +203,11 @@ class FileBackend:
         current: Mapping[str, Selection]
         if data is None:
             current = base.selections  # a deleted file: build on the last good state
-        elif _digest(data) == base.token:
+        elif self._token_of(data) == base.token:
             current = base.selections  # unchanged since we loaded it: no need to parse
         else:
             try:
-                current = parse_document(data, path=self.location)
+                current = self._codec.parse(data, path=self.location)
             except ConfigurationError:
                 if _digest(data) != self._quarantined:
                     raise
@@ -198,16 +215,48 @@ class FileBackend:
         result = change(current)
         if result is None:
             return None
-        rendered = render_document(result.selections)
+        rendered = self._codec.render(result.selections)
         revision = revision_of_bytes(rendered)
         self._write_atomically(target, rendered, durable=True)
         self._quarantined = None
+        token = object()  # equal only to itself: _token_of maps these bytes back to it
+        self._written = (token, rendered)
         try:
-            self._write_atomically(self.backup_path, rendered, durable=False)
+            self._refresh_backup(rendered)
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
         self._append_history([replace(entry, revision=revision) for entry in result.history])
-        return StoredState(result.selections, revision, token=_digest(rendered))
+        return StoredState(result.selections, revision, token=token)
+
+    def _refresh_backup(self, data: bytes) -> None:
+        """Overwrite the backup in place with ``data``.
+
+        Measured on ext4: a new file renamed over the backup cost a third of a whole
+        write (a new inode, its blocks allocated and the old ones freed), rewriting the
+        same file's pages a twentieth of that. The backup is only read after the data
+        file turned out corrupt, and then parsed like any file, so a backup torn by a
+        crash is refused, never trusted. Anything but a plain file of one link (a symlink,
+        a hard link elsewhere) is replaced as a new file instead, never written through.
+        """
+        path = self.backup_path
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self._write_atomically(path, data, durable=False)
+            return
+        try:
+            status = os.fstat(fd)
+            if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.ftruncate(fd, len(data))
+                return
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write: {exc.strerror}", path=str(path)) from None
+        finally:
+            os.close(fd)
+        self._write_atomically(path, data, durable=False)
 
     def _sweep_temp_files(self, target: Path) -> None:
         """Remove temp files of writers killed mid-write (safe: we hold the lock)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -107,6 +107,9 @@ class Snapshot(Mapping[str, Selection]):
     def get(self, provider: str, default: Any = None) -> Any:  # faster than Mapping.get
         return self._selections.get(provider, default)
 
+    def items(self) -> ItemsView[str, Selection]:  # the dict's own view: C speed, read-only
+        return self._selections.items()
+
     def __contains__(self, provider: object) -> bool:
         return provider in self._selections
 
@@ -167,7 +170,13 @@ def diff_snapshots(old: Mapping[str, Selection],
                    new: Mapping[str, Selection]) -> tuple[ProviderChange, ...]:
     """Per-provider differences from ``old`` to ``new``, in provider order."""
     changes: list[ProviderChange] = []
-    for provider in sorted(old.keys() | new.keys()):
+    # A write or reload keeps every unchanged Selection object, so an identity check
+    # skips them cheaply; only the few left are sorted and compared by value.
+    before_map = old._selections if isinstance(old, Snapshot) else old
+    after_map = new._selections if isinstance(new, Snapshot) else new
+    touched = [p for p, after in after_map.items() if before_map.get(p) is not after]
+    touched.extend(p for p in before_map if p not in after_map)
+    for provider in sorted(touched):
         before, after = old.get(provider), new.get(provider)
         if before == after:
             continue

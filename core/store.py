@@ -254,7 +254,8 @@ class SelectionStore:
             return
         new = Snapshot(state.selections, state.revision)
         self._snapshot = new  # the one assignment readers see
-        self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source))
+        if self._subscribers:  # the diff is for subscribers; without any, skip its O(n)
+            self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source))
 
     # -- writing ----------------------------------------------------------------------------
     def set_model_selection(self, provider: str, model_name: str, *, actor: str | None = None,

@@ -1,0 +1,138 @@
+"""The write and reload shortcuts change nothing a user can observe.
+
+DocumentCodec must give exactly what parse_document and render_document give (bytes,
+selections, order, errors); the backup rewritten in place must never write through a
+link; a file edited behind a writer's back must never be mistaken for its own write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelboard.core import Catalog, ConfigurationError, Selection, open_store
+from modelboard.core.fileformat import DocumentCodec, parse_document, render_document
+
+PROVIDERS = ["openai", "anthropic", "a\"quoted", "back\\slash", "ünïcode", "p1", "p2", "p3"]
+
+selections_strategy = st.dictionaries(
+    st.sampled_from(PROVIDERS),
+    st.builds(Selection, model_name=st.sampled_from(["gpt-4o", "m\"x", "é-model", "o3"]),
+              editable=st.booleans(), updated_by=st.sampled_from([None, "ops", "ünï"]),
+              lock_reason=st.sampled_from([None, "pinned"])),
+    max_size=len(PROVIDERS))
+
+
+def outcome(parse: object, data: bytes) -> tuple[str, object]:
+    try:
+        result = parse(data, path="f.json")  # type: ignore[operator]
+    except ConfigurationError as exc:
+        return "error", str(exc)
+    return "ok", list(result.items())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(selections_strategy, min_size=1, max_size=6), st.data())
+def test_codec_renders_and_parses_exactly_like_the_plain_functions(
+        states: list[dict[str, Selection]], data: st.DataObject) -> None:
+    codec = DocumentCodec()
+    previous: dict[str, Selection] = {}
+    for state in states:
+        # Keep some selection objects from the previous state, as a write does.
+        state = {p: previous.get(p, s) if data.draw(st.booleans()) else s
+                 for p, s in state.items()}
+        document = render_document(state)
+        assert codec.render(state) == document
+        assert outcome(codec.parse, document) == outcome(parse_document, document)
+        # A hand edit: one byte changed, inserted or removed anywhere.
+        position = data.draw(st.integers(0, len(document)))
+        edit = data.draw(st.sampled_from([b"", b"x", b"\n", b",", b"}", b'"', b"\\"]))
+        cut = data.draw(st.integers(0, 2))
+        edited = document[:position] + edit + document[position + cut:]
+        assert outcome(codec.parse, edited) == outcome(parse_document, edited)
+        previous = state
+
+
+def test_codec_parses_a_file_written_by_hand_in_another_layout() -> None:
+    codec = DocumentCodec()
+    codec.render({"openai": Selection("gpt-4o")})
+    by_hand = b'{"openai": {"model_name": "o3"}, "anthropic": "claude-3-opus"}'
+    assert codec.parse(by_hand, path="f.json") == parse_document(by_hand, path="f.json")
+
+
+def test_a_duplicate_provider_is_reported_as_by_the_full_parse() -> None:
+    codec = DocumentCodec()
+    document = render_document({"a": Selection("x"), "b": Selection("y")})
+    codec.parse(document, path="f.json")
+    duplicated = document.replace(b'"b"', b'"a"')
+    with pytest.raises(ConfigurationError) as error:
+        codec.parse(duplicated, path="f.json")
+    assert "duplicate" in str(error.value)
+    assert str(error.value) == outcome(parse_document, duplicated)[1]
+
+
+def open_writer(data_file: Path):  # type: ignore[no-untyped-def]
+    catalog = Catalog.from_mapping({"openai": None, "anthropic": None})
+    return open_store(data_file, catalog=catalog, actor="tester")
+
+
+def test_the_backup_follows_each_write(data_file: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "a-much-longer-model-name-than-the-next")
+    store.set_model_selection("openai", "short")  # the backup shrinks too
+    backup = data_file.with_name(data_file.name + ".bak")
+    assert backup.read_bytes() == data_file.read_bytes()
+    assert oct(backup.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_symlinked_backup_is_replaced_not_written_through(data_file: Path,
+                                                            tmp_path: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    elsewhere = tmp_path / "precious.txt"
+    elsewhere.write_text("do not touch\n")
+    backup = data_file.with_name(data_file.name + ".bak")
+    backup.unlink()
+    backup.symlink_to(elsewhere)
+    store.set_model_selection("openai", "second")
+    assert elsewhere.read_text() == "do not touch\n"
+    assert not backup.is_symlink()
+    assert backup.read_bytes() == data_file.read_bytes()
+
+
+def test_a_hard_linked_backup_is_replaced_not_written_through(data_file: Path,
+                                                              tmp_path: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    backup = data_file.with_name(data_file.name + ".bak")
+    other_name = tmp_path / "other-link.json"
+    os.link(backup, other_name)
+    kept = other_name.read_bytes()
+    store.set_model_selection("openai", "second")
+    assert other_name.read_bytes() == kept
+    assert backup.read_bytes() == data_file.read_bytes()
+
+
+def test_an_edit_in_place_after_our_write_is_kept_by_the_next_write(data_file: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "aaaa")
+    store.set_model_selection("anthropic", "bbbb")
+    # Same length, same inode: only the bytes tell this file from the one we wrote.
+    edited = data_file.read_bytes().replace(b'"bbbb"', b'"cccc"')
+    with open(data_file, "r+b") as file:
+        file.write(edited)
+    store.set_model_selection("openai", "dddd")
+    assert open_writer(data_file).get_model_selection("anthropic").model_name == "cccc"
+    assert store.get_model_selection("anthropic").model_name == "cccc"
+
+
+def test_reload_sees_an_edit_in_place_of_our_own_write(data_file: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "aaaa")
+    with open(data_file, "r+b") as file:
+        file.write(data_file.read_bytes().replace(b'"aaaa"', b'"zzzz"'))
+    assert store.reload().get("openai").model_name == "zzzz"
