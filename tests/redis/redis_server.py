@@ -63,6 +63,10 @@ class RedisServer:
         query = "?" + "&".join(options) if options else ""
         return f"{scheme}://{auth}127.0.0.1:{self.port}/0{query}"
 
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / "redis.sock"
+
     def client(self) -> redis.Redis:
         tls: dict[str, object] = {}
         if self.tls_certificate is not None:
@@ -75,6 +79,7 @@ class RedisServer:
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
             "--save", "", "--daemonize", "no", "--logfile", str(self.folder / "redis.log"),
+            "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
         ]
         if self.password:
             arguments += ["--requirepass", self.password]

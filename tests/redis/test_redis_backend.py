@@ -310,3 +310,11 @@ def test_tls_server_with_a_rediss_url(redis_binary: str, tmp_path: Path) -> None
             open_store(url.replace("rediss://", "redis://").split("&")[0])
     finally:
         server.stop()
+
+
+def test_unix_socket_url(redis_server: RedisServer, redis_key: str) -> None:
+    url = f"unix://{redis_server.socket_path}?db=0&key={redis_key}"
+    store = open_store(url)
+    store.set_model_selection("openai", "gpt-4o")
+    assert store.location == url
+    assert redis_server.client().get(f"{redis_key}:document") == render_document(store.snapshot)
