@@ -40,6 +40,11 @@ def migrate(source: str, destination: str) -> str:
         raise ConfigurationError("source and destination are the same; nothing was copied",
                                  path=reader.location)
     writer = _backend_for(destination, read_only=False)
+    left_out = ""
+    limit: int | None = getattr(writer, "history_limit", None)
+    if limit is not None and len(history) > limit:
+        left_out = f"; the oldest {len(history) - limit} left out (the history keeps {limit})"
+        history = history[-limit:]
     try:
         stored = _store_into_empty(writer, state.selections, history)
     finally:
@@ -47,7 +52,7 @@ def migrate(source: str, destination: str) -> str:
     count = len(state.selections)
     return (f"copied {count} selection{'s' if count != 1 else ''} and {len(history)} history "
             f"entr{'ies' if len(history) != 1 else 'y'} from {reader.location} to "
-            f"{writer.location} (revision {stored.revision})")
+            f"{writer.location} (revision {stored.revision}){left_out}")
 
 
 def _same_place(source: str, destination: str) -> bool:

@@ -208,6 +208,8 @@ class RedisBackend:
         #: The URL with the password masked: safe for messages, logs and screens.
         self.location = mask_password(location)
         self.read_only = read_only
+        #: Entries the history stream keeps (older ones are trimmed).
+        self.history_limit = HISTORY_LIMIT
         url, prefix = _split_location(location)
         self.keys = RedisKeys(prefix)
         self._where = f"{self.location} ({self.keys.document})"
@@ -356,7 +358,7 @@ class RedisBackend:
         keys = [self.keys.document, self.keys.counter, self.keys.backup, self.keys.history]
         arguments: list[Any] = [
             "" if belief.counter is None else str(belief.counter), belief.sha1, rendered,
-            revision, self.keys.channel, HISTORY_LIMIT, *history]
+            revision, self.keys.channel, self.history_limit, *history]
         try:
             reply = self._compare_and_swap(keys=keys, args=arguments)
         except redis.RedisError as exc:
@@ -403,7 +405,7 @@ class RedisBackend:
         for entry in history:
             line = json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)
             pipe.xadd(self.keys.history, {"entry": line.encode("utf-8")},
-                      maxlen=HISTORY_LIMIT, approximate=True)
+                      maxlen=self.history_limit, approximate=True)
         pipe.publish(self.keys.channel, f"{counter} {revision}")
 
     def import_state(self, selections: Mapping[str, Selection],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from redis_server import RedisServer
 
-from modelboard.core import ConfigurationError, open_store
+from modelboard.core import ConfigurationError, open_store, redisbackend
 from modelboard.core.migrate import migrate
 
 
@@ -99,3 +99,14 @@ def test_refuses_to_copy_onto_itself(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="same"):
         migrate(str(source), str(tmp_path / "." / "model_selections.json"))
     assert source.read_bytes() == content
+
+
+def test_history_longer_than_the_redis_limit_says_what_it_left_out(
+        tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redisbackend, "HISTORY_LIMIT", 3)
+    source = tmp_path / "model_selections.json"
+    fill_file(source)  # 5 history entries
+    summary = migrate(str(source), redis_url)
+    assert "and 3 history entries" in summary
+    assert summary.endswith("; the oldest 2 left out (the history keeps 3)")
+    assert open_store(redis_url).history() == open_store(source).history()[:3]
