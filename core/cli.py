@@ -453,7 +453,7 @@ def cmd_history(session: Session) -> int:
     rows = [(_time(entry.time), entry.actor, entry.provider, entry.action, _history_change(entry))
             for entry in entries]
     headers = ("TIME (UTC)", "BY", "PROVIDER", "ACTION", "CHANGE")
-    for line in table(terminal, headers, rows, shrink=((1, 8), (4, 20), (2, 8))):
+    for line in table(terminal, headers, rows, shrink=((4, 28), (1, 10), (4, 16), (2, 8))):
         terminal.line(line)
     return EXIT_OK
 
