@@ -115,14 +115,15 @@ def test_history_filter_pages_through_a_long_stream(redis_url: str) -> None:
 
 def test_stale_writer_on_the_same_provider_gets_a_conflict(redis_url: str) -> None:
     alice = open_store(redis_url, actor="alice")
-    bob = open_store(redis_url, actor="bob")  # loaded before alice's change
+    alice.set_model_selection("vllm", "qwen3")
+    bob = open_store(redis_url, actor="bob")  # loaded before alice's next change
     alice.set_model_selection("openai", "gpt-4o")
     with pytest.raises(ConflictError) as caught:
         bob.set_model_selection("openai", "gpt-5")
     assert caught.value.theirs == "gpt-4o" and caught.value.theirs_by == "alice"
     # Another provider: bob's change lands on top of alice's, nothing lost.
     bob.set_model_selection("mistral", "codestral-latest")
-    assert open_store(redis_url).snapshot.models() == {"openai": "gpt-4o",
+    assert open_store(redis_url).snapshot.models() == {"openai": "gpt-4o", "vllm": "qwen3",
                                                        "mistral": "codestral-latest"}
 
 

@@ -92,22 +92,35 @@ def test_a_notification_lost_while_disconnected_is_caught_up(
         reader.close()
 
 
-def test_follow_resyncs_after_a_reconnection(own_redis_server: RedisServer) -> None:
+def test_follow_resyncs_after_a_reconnection(own_redis_server: RedisServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Driven step by step, so the notification is lost for certain."""
+    monkeypatch.setattr(redisbackend, "RESYNC_INTERVAL_S", 3600)  # no periodic rescue
     server = own_redis_server.start()
     backend = RedisBackend(server.url("fleet"), read_only=True)
     stop, armed = threading.Event(), threading.Event()
     steps = backend.follow(stop, armed)
+
+    def step() -> None:
+        """Resume the watcher until its next yield; fail if it does not come."""
+        runner = threading.Thread(target=next, args=(steps,))
+        runner.start()
+        runner.join(EVENT_TIMEOUT_S)
+        if runner.is_alive():
+            stop.set()
+            runner.join(EVENT_TIMEOUT_S)
+            pytest.fail("the watcher did not yield")
+
     try:
-        next(steps)  # subscribed: the first resync
+        step()  # subscribed: the first resync
         assert armed.is_set()
         admin = server.client()
         assert admin.client_kill_filter(_type="pubsub") == 1
         admin.incr("fleet:counter")
         assert admin.publish("fleet:changes", b"1 lost") == 0  # nobody hears it
-        next(steps)  # the broken subscription is noticed: the store compares counters
+        step()  # the broken subscription is noticed: the store compares counters
         assert backend.token() == 1
-        next(steps)  # subscribed again: another resync, for what changed meanwhile
+        step()  # subscribed again: another resync, for what changed meanwhile
         assert admin.pubsub_numsub("fleet:changes") == [(b"fleet:changes", 1)]
     finally:
         stop.set()
