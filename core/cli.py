@@ -357,19 +357,21 @@ class Session:
             self._catalog = Catalog.from_file(path) if path else Catalog.default()
         return self._catalog
 
-    def _open(self, *, read_only: bool) -> SelectionStore:
+    def open(self, *, read_only: bool, location: str | None = None) -> SelectionStore:
+        """The store at ``location`` (default: the chosen one), load errors left to the caller."""
         # The store logs a bad file as it opens; the command reports it itself, once.
         level = log.level
         log.setLevel(logging.CRITICAL)
         try:
-            return open_store(self.location, catalog=self.catalog, actor=self.args.actor,
+            return open_store(location or self.location, catalog=self.catalog,
+                              actor=self.args.actor,
                               read_only=read_only)
         finally:
             log.setLevel(level)
 
     def open_for_reading(self) -> SelectionStore:
         """A read-only store (no lock file, nothing written); a bad file is refused."""
-        store = self._open(read_only=True)
+        store = self.open(read_only=True)
         if store.load_error is not None:
             raise store.load_error
         return store
@@ -380,7 +382,7 @@ class Session:
             # Checked read-only first: a writable store would copy a corrupt file aside
             # and start from the backup, which is right for a proxy, not for a refusal.
             self.open_for_reading().close()
-        store = self._open(read_only=self.args.read_only)
+        store = self.open(read_only=self.args.read_only)
         if store.load_error is not None:
             raise store.load_error
         return store
@@ -526,8 +528,11 @@ def cmd_validate(session: Session) -> int:
 def _problems_in(target: str, session: Session) -> tuple[list[str], int]:
     """Every problem in ``target`` as ``FILE:LINE:COL: reason``, and how many selections."""
     if target.startswith(_REMOTE_SCHEMES):
-        store = session.open_for_reading()  # only the configured store can be remote
-        return [str(problem) for problem in store.validate()], len(store.snapshot)
+        store = session.open(read_only=True, location=target)
+        try:
+            return [str(problem) for problem in store.validate()], len(store.snapshot)
+        finally:
+            store.close()
     try:
         data = Path(target).read_bytes()
     except FileNotFoundError:
@@ -770,7 +775,7 @@ def cmd_watch(session: Session) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    store = session._open(read_only=True)
+    store = session.open(read_only=True)
     printer = ChangePrinter(session.terminal, store.location, as_json=session.args.json,
                             on_closed_output=on_closed_output)
     if store.load_error is not None:
