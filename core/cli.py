@@ -135,7 +135,7 @@ def _json_escape(char: str) -> str:
 class Terminal:
     """Where the command writes, and whether it may colour what it writes."""
 
-    _STYLES = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "green": "32"}
+    _STYLES = {"bold": "1", "red": "31"}
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
@@ -364,8 +364,7 @@ class Session:
         log.setLevel(logging.CRITICAL)
         try:
             return open_store(location or self.location, catalog=self.catalog,
-                              actor=self.args.actor,
-                              read_only=read_only)
+                              actor=self.args.actor, read_only=read_only)
         finally:
             log.setLevel(level)
 
