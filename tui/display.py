@@ -46,25 +46,24 @@ def safe_text(value: str | None, *, limit: int | None = None, style: Style | str
 
 
 def relative_time(then: datetime | None, now: datetime) -> str:
-    """``"3m ago"``-style age of ``then``; a date once it is older than a month."""
+    """``"3m ago"``-style age of ``then``, at most 8 cells; ``"in 2m"`` if clocks disagree."""
     if then is None:
         return DASH
     if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)
     seconds = int((now - then).total_seconds())
-    if seconds < 0:
-        return "just now" if seconds > -60 else then.strftime("%Y-%m-%d")
-    if seconds < 10:
+    if abs(seconds) < 10:
         return "just now"
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60}m ago"
-    if seconds < 86400:
-        return f"{seconds // 3600}h ago"
-    if seconds < 31 * 86400:
-        return f"{seconds // 86400}d ago"
-    return then.strftime("%Y-%m-%d")
+    span = _span(abs(seconds))
+    return f"{span} ago" if seconds > 0 else f"in {span}"
+
+
+def _span(seconds: int) -> str:
+    for size, unit in ((365 * 86400, "y"), (30 * 86400, "mo"), (86400, "d"), (3600, "h"),
+                       (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def short_actor(actor: str | None) -> str | None:

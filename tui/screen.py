@@ -234,7 +234,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         if self.read_only:
-            note = self.read_only_reason or "opened read-only: nothing can be changed here"
+            note = self.read_only_reason or "nothing can be changed from this editor"
             yield Static(safe_text(f"READ-ONLY: {note}"), id="read-only-note")
         yield Static(id="banner")
         yield FilterInput(id="filter", placeholder="filter: provider, model or who",
@@ -312,11 +312,10 @@ class MainScreen(Screen[None]):
         if error is None:
             banner.display = False
             return
-        where = error.path or self.store.location
-        if error.line is not None:
-            where += f", line {error.line}, column {error.column or 1}"
+        where = f"line {error.line}, column {error.column or 1}: " if error.line else ""
         banner.update(Text.assemble(
-            ("⚠ ", "bold"), (clean(where), "bold"), ": ", clean(error.reason), "\n",
+            ("⚠ cannot read ", "bold"), (clean(error.path or self.store.location), "bold"),
+            "\n", clean(where + error.reason), "\n",
             "Showing the last good state; changes wait until the file is fixed."))
         banner.display = True
 
@@ -460,8 +459,8 @@ class MainScreen(Screen[None]):
     @on(DataTable.RowSelected, "#selections")
     async def _row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if self.read_only:
-            return
+        if self.read_only or self.app.screen is not self:
+            return  # a dialog is already open (a fast second click)
         if self.check_action("edit", ()):
             self.action_edit()
         else:

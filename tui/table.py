@@ -115,6 +115,10 @@ class SelectionTable(DataTable[Text]):
     def visible_providers(self) -> list[str]:
         return [str(row.key.value) for row in self.ordered_rows]
 
+    def is_flashing(self, provider: str) -> bool:
+        row = self._rows.get(provider)
+        return row is not None and row.flashing
+
     @property
     def marked(self) -> list[str]:
         return [p for p, row in self._rows.items() if row.marked]
@@ -154,6 +158,8 @@ class SelectionTable(DataTable[Text]):
                 reorder |= self._place(provider)
             if reorder:
                 self._sort(keep)
+            elif keep is not None and self.highlighted_provider != keep:
+                self._restore_cursor(keep)  # a row above it left the filter
         return changed
 
     def refresh_ages(self) -> None:
