@@ -105,8 +105,9 @@ def test_history_has_the_file_history_shape(redis_server: RedisServer, redis_url
 
 def test_history_filter_pages_through_a_long_stream(redis_url: str) -> None:
     store = open_store(redis_url)
-    for number in range(700):  # more than one page of 500
-        store.set_model_selection("vllm", f"model-{number}")
+    with store.transaction() as tx:  # one write, 700 history entries: over a page of 500
+        for number in range(700):
+            tx.set_model_selection("vllm", f"model-{number}")
     store.set_model_selection("openai", "gpt-4o")
     assert [e.new for e in store.history("vllm", limit=2)] == ["model-699", "model-698"]
     assert len(store.history("vllm")) == 700
