@@ -22,7 +22,12 @@ from modelboard.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from modelboard.core.fileformat import parse_document, render_document, revision_of
+from modelboard.core.fileformat import (
+    DocumentCodec,
+    parse_document,
+    render_document,
+    revision_of,
+)
 from modelboard.core.models import check_name
 
 FAST = settings(max_examples=100, deadline=None)
@@ -317,3 +322,37 @@ StoreAgainstAModel.TestCase.settings = settings(
     max_examples=30, stateful_step_count=15, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_store_against_a_model = StoreAgainstAModel.TestCase
+
+
+@FAST
+@given(st.lists(documents, min_size=1, max_size=4))
+def test_the_incremental_codec_renders_and_parses_like_the_plain_functions(
+        history: list[dict[str, Selection]]) -> None:
+    codec = DocumentCodec()
+    for document in history:
+        rendered = codec.render(document)
+        assert rendered == render_document(document)
+        assert codec.parse(rendered, path="f.json") == parse_document(rendered, path="f.json")
+
+
+def outcome(parse: Any, data: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", parse(data, path="f.json")
+    except ConfigurationError as error:
+        return "error", str(error)
+
+
+@FAST
+@given(documents, documents, st.data())
+def test_the_incremental_codec_agrees_on_hand_edited_files(
+        first: dict[str, Selection], second: dict[str, Selection], data: st.DataObject) -> None:
+    codec = DocumentCodec()
+    codec.parse(codec.render(first), path="f.json")   # it remembers the first document
+    # Editing the remembered document exercises reuse; editing another, the fallbacks.
+    base = first if data.draw(st.booleans()) else {**first, **second}
+    text = render_document(base).decode("utf-8")
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, min(len(text), start + 12)))
+    insert = data.draw(st.sampled_from(["", "\n  },", "}", '"', ",", " ", "\n", "x", "\\u0000"]))
+    edited = (text[:start] + insert + text[end:]).encode("utf-8")
+    assert outcome(codec.parse, edited) == outcome(parse_document, edited)
