@@ -74,6 +74,7 @@ class FileBackend:
         # The token and bytes of our last write: "is the file still what we wrote?" is then
         # a comparison of bytes, not a hash of the whole file (a third of a write's time).
         self._written: tuple[object, bytes] | None = None
+        self._last_read: tuple[object, bytes] | None = None
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
         self._file_locks: dict[Path, filelock.FileLock] = {}
@@ -121,14 +122,19 @@ class FileBackend:
         return StoredState(selections, revision, token=self._token_of(data))
 
     def _token_of(self, data: bytes) -> object:
-        written = self._written
-        if written is not None and written[1] == data:
-            return written[0]
+        for known in (self._written, self._last_read):
+            if known is not None and known[1] == data:
+                return known[0]
         return _digest(data)
 
     def token(self) -> object:
         data = self._read(self.path)
-        return None if data is None else self._token_of(data)
+        if data is None:
+            return None
+        token = self._token_of(data)
+        # A reload reads the file again just after this: its hash is then not redone.
+        self._last_read = (token, data)
+        return token
 
     def load(self) -> StoredState:
         data = self._read(self.path)

@@ -25,7 +25,8 @@ from live_helpers import (
     write_in_place,
 )
 
-from modelboard.core import open_store
+from modelboard.core import SelectionStore, open_store
+from modelboard.core.filebackend import FileBackend
 
 # The other process: watches the file and prints one JSON line per event.
 WATCHER = textwrap.dedent("""
@@ -199,3 +200,47 @@ def test_the_watch_thread_does_not_keep_a_program_alive(selections_file: Path) -
          "print(store.watching)\n", str(selections_file)],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "True", "")
+
+
+class GatedBackend(FileBackend):
+    """A file backend whose reload can be held in the middle, as a slow one would be."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.hold = False
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def load(self):  # type: ignore[no-untyped-def]
+        if self.hold:
+            self.inside.set()
+            self.release.wait(TIMEOUT_S)
+        return super().load()
+
+
+def test_reads_never_wait_on_a_reload_in_progress(selections_file: Path) -> None:
+    backend = GatedBackend(selections_file)
+    store = SelectionStore(backend)
+    recorder = Recorder()
+    store.subscribe(recorder)
+    with store:
+        backend.hold = True
+        replace_atomically(selections_file, generation_document(1))
+        assert backend.inside.wait(TIMEOUT_S)  # the watch thread is stuck inside a reload
+        answered = threading.Event()
+        answers: list[str] = []
+
+        def proxy() -> None:
+            for _ in range(1000):
+                selection = store.get_model_selection("openai")
+                assert selection is not None
+                answers.append(selection.model_name)
+            answered.set()
+
+        threading.Thread(target=proxy).start()
+        assert answered.wait(TIMEOUT_S)  # served while the reload is still held
+        assert set(answers) == {"model-0"}
+        backend.release.set()
+        recorder.wait_for_revision(revision_for(generation_document(1)))
+    store.close()
+    assert store.get_model_selection("openai").model_name == "model-1"  # type: ignore[union-attr]
