@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelboard.core import open_store
+from modelboard.core.errors import ReadOnlyError
 from modelboard.core.fileformat import parse_document, render_document
 
 
@@ -167,7 +168,6 @@ def test_read_only_store_writes_nothing_not_even_a_lock_file(data_file: Path) ->
     before = sorted(p.name for p in data_file.parent.iterdir())
     store = open_store(data_file, read_only=True)
     assert store.get_model_selection("openai").model_name == "gpt-4"
-    from modelboard.core.errors import ReadOnlyError
     for attempt in (lambda: store.set_model_selection("openai", "gpt-4o"),
                     lambda: store.lock("openai"),
                     lambda: store.remove_model_selection("openai")):
