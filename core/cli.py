@@ -613,6 +613,8 @@ def cmd_remove(session: Session) -> int:
     args = session.args
     store = session.open_for_writing()
     removed = store.remove_model_selection(args.provider)
+    if removed is None:
+        raise NotFoundError(args.provider)
     session.terminal.line(clean(f"{args.provider}: {removed.model_name} removed"))
     return EXIT_OK
 

@@ -279,11 +279,14 @@ class SelectionStore:
         return {provider: tx._after[provider] for provider in selections}
 
     def remove_model_selection(self, provider: str, *, actor: str | None = None,
-                               expect: str | None = UNSET) -> Selection:
-        """Remove the provider's selection; returns what it was."""
+                               expect: str | None = UNSET) -> Selection | None:
+        """Remove the provider's selection; returns what it was (None if there was none).
+
+        Removing a provider that has no selection is not an error: the state is as asked.
+        """
         with self.transaction(actor=actor) as tx:
             tx.remove_model_selection(provider, expect=expect)
-        return tx._before[provider]
+        return tx._before.get(provider)
 
     def lock(self, provider: str, *, reason: str | None = None,
              actor: str | None = None) -> Selection:
@@ -372,7 +375,7 @@ class SelectionStore:
                                             op.model, ""))
             elif op.action == "remove":
                 if existing is None:
-                    raise NotFoundError(provider)
+                    continue  # nothing selected: already as asked
                 if not existing.editable:
                     raise LockedError(provider, locked_by=existing.updated_by,
                                       reason=existing.lock_reason)

@@ -260,7 +260,7 @@ class StoreAgainstAModel(RuleBasedStateMachine):
     def remove(self, provider: str) -> None:
         def change(state: dict[str, tuple[str, bool]]) -> None:
             if provider not in state:
-                raise NotFoundError(provider)
+                return  # removing nothing is a no-op
             if not state[provider][1]:
                 raise LockedError(provider)
             del state[provider]

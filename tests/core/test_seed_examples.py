@@ -68,8 +68,7 @@ def test_importing_the_core_loads_neither_textual_nor_rich(tmp_path: Path) -> No
     assert done.stdout.strip() == "[]"
 
 
-# The issue's contract block, verbatim but for the one line marked: removing a provider
-# that has no selection is a NotFoundError, so the block selects mistral first.
+# The issue's contract block, verbatim.
 CONTRACT_EXAMPLE = textwrap.dedent("""
     from modelboard.core import open_store, Selection, Catalog
     from modelboard.core.errors import (ModelboardError, ValidationError,
@@ -85,7 +84,6 @@ CONTRACT_EXAMPLE = textwrap.dedent("""
         tx.lock("anthropic")
     store.lock("openai", reason="incident 42")         # editable=False; set on a locked provider raises LockedError
     store.unlock("openai")
-    store.set_model_selection("mistral", "mistral-large-latest")   # (added: something to remove)
     store.remove_model_selection("mistral")
     store.reload()                                     # re-read now; a bad file raises, last good state stays
     store.snapshot.revision                            # changes exactly when the content changes

@@ -77,12 +77,21 @@ def test_lock_refuses_changes_naming_who_and_why(data_file: Path) -> None:
 
 def test_lock_and_unlock_of_a_missing_provider_raise_not_found(data_file: Path) -> None:
     store = open_store(data_file)
-    for attempt in (store.lock, store.unlock, store.remove_model_selection):
+    for attempt in (store.lock, store.unlock):
         with pytest.raises(NotFoundError) as raised:
             attempt("mistral")
         assert str(raised.value) == "mistral: no model selected"
         assert isinstance(raised.value, KeyError)
     assert not data_file.exists()
+
+
+def test_removing_a_provider_with_no_selection_is_a_no_op(data_file: Path) -> None:
+    store = open_store(data_file)
+    store.set_model_selection("openai", "gpt-4o")
+    before = data_file.read_bytes()
+    assert store.remove_model_selection("mistral") is None
+    assert data_file.read_bytes() == before
+    assert [entry.action for entry in store.history()] == ["set"]
 
 
 def test_remove_deletes_the_entry_and_returns_what_it_was(data_file: Path) -> None:
@@ -169,7 +178,7 @@ def test_failure_found_at_commit_writes_nothing(data_file: Path) -> None:
         tx.set_model_selection("anthropic", "claude-3-haiku")  # locked
     with pytest.raises(NotFoundError), store.transaction() as tx:
         tx.set_model_selection("openai", "gpt-4.1")
-        tx.remove_model_selection("cohere")
+        tx.unlock("cohere")
     assert data_file.read_bytes() == before
     assert store.get_model_selection("openai").model_name == "gpt-4o"
 
