@@ -167,21 +167,21 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "edit", "Edit", id="edit",
-                tooltip="Choose the highlighted provider's model (also enter)"),
+                tooltip="Choose the highlighted provider's model"),
         Binding("e", "explain('edit')", "Why not", show=False, system=True, id="edit.why"),
         Binding("l", "lock", "Lock", id="lock",
-                tooltip="Lock or unlock the highlighted provider (asks first)"),
+                tooltip="Lock (with a reason) or unlock; asks first"),
         Binding("d", "remove", "Remove", id="remove",
-                tooltip="Remove the highlighted provider's selection (asks first)"),
+                tooltip="Remove the selection; asks first"),
         Binding("d", "explain('remove')", "Why not", show=False, system=True, id="remove.why"),
         Binding("space", "mark", "Mark", id="mark", key_display="spc",
                 tooltip="Mark or unmark the row for a bulk change"),
         Binding("b", "bulk", "Bulk", id="bulk",
                 tooltip="Set one model on every marked row, after a review"),
         Binding("h", "history", "History", id="history",
-                tooltip="Changes to the highlighted provider; restore an older model"),
+                tooltip="Past changes; restore an older model"),
         Binding("slash", "filter", "Filter", id="filter", key_display="/",
-                tooltip="Type to narrow the rows; enter keeps it, escape clears it"),
+                tooltip="Narrow the rows; enter keeps, escape clears"),
         Binding("s", "sort", "Sort", id="sort", show=False,
                 tooltip="Cycle the order: provider, model, last updated"),
         Binding("question_mark", "help", "Help", id="help", key_display="?",
@@ -437,7 +437,7 @@ class MainScreen(Screen[None]):
         return commands
 
     def help_keys(self) -> list[tuple[str, str, str]]:
-        keys = [("enter", "Edit", "Same as e; a click on the highlighted row too")] \
+        keys = [("enter", "Edit", "Same as e (or click the highlighted row)")] \
             if not self.read_only else []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)

@@ -345,7 +345,7 @@ async def test_palette_offers_every_action(seeded_file: Path, open_app) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"remove")
-        await wait_for(pilot, lambda: "Remove the highlighted" in screen_text(app))
+        await wait_for(pilot, lambda: "Remove the selection" in screen_text(app))
         await pilot.press("enter")
         await wait_for(pilot, lambda: "Remove openai's selection" in screen_text(app))
         await pilot.press("y")
