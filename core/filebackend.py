@@ -87,13 +87,11 @@ class FileBackend:
 
     @property
     def history_path(self) -> Path:
-        target = self.target
-        return target.with_name(f"{target.stem}.history.jsonl")
+        return _history_path_of(self.target)
 
     @property
     def backup_path(self) -> Path:
-        target = self.target
-        return target.with_name(target.name + ".bak")
+        return _backup_path_of(self.target)
 
     @property
     def lock_path(self) -> Path:
@@ -182,7 +180,8 @@ class FileBackend:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
         target = self.target
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():  # a stat; mkdir would fail and raise every time
+                target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(f"cannot create folder: {exc.strerror}",
                                      path=str(target.parent)) from None
@@ -228,13 +227,14 @@ class FileBackend:
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)
         try:
-            self._refresh_backup(rendered)
+            self._refresh_backup(rendered, _backup_path_of(target))
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
-        self._append_history([replace(entry, revision=revision) for entry in result.history])
+        self._append_history([replace(entry, revision=revision) for entry in result.history],
+                             _history_path_of(target))
         return StoredState(result.selections, revision, token=token)
 
-    def _refresh_backup(self, data: bytes) -> None:
+    def _refresh_backup(self, data: bytes, path: Path) -> None:
         """Overwrite the backup in place with ``data``.
 
         Measured on ext4: a new file renamed over the backup cost a third of a whole
@@ -244,7 +244,6 @@ class FileBackend:
         crash is refused, never trusted. Anything but a plain file of one link (a symlink,
         a hard link elsewhere) is replaced as a new file instead, never written through.
         """
-        path = self.backup_path
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError:
@@ -314,12 +313,11 @@ class FileBackend:
                     os.unlink(temp_path)
 
     # -- history --------------------------------------------------------------------------
-    def _append_history(self, entries: list[HistoryEntry]) -> None:
+    def _append_history(self, entries: list[HistoryEntry], path: Path) -> None:
         if not entries:
             return
         lines = "".join(json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
                         for entry in entries).encode("utf-8")
-        path = self.history_path
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -431,6 +429,14 @@ class FileBackend:
 
     def close(self) -> None:
         self._file_locks.clear()
+
+
+def _history_path_of(target: Path) -> Path:
+    return target.with_name(f"{target.stem}.history.jsonl")
+
+
+def _backup_path_of(target: Path) -> Path:
+    return target.with_name(target.name + ".bak")
 
 
 def _fsync_folder(folder: Path) -> None:
