@@ -511,8 +511,10 @@ class SelectionStore:
     async def changes(self) -> AsyncIterator[ChangeEvent]:
         """``async for event in store.changes():`` watches while the loop iterates.
 
-        The watch starts with the iteration and stops when it ends: on ``break``, or when
-        the task running it is cancelled.
+        The watch starts with the iteration and stops when the generator is closed: when
+        the task running it is cancelled, or on leaving ``async with
+        contextlib.aclosing(store.changes())`` (after a plain ``break``, only once the
+        generator is garbage-collected).
         """
         import asyncio  # here, not at the top: only async callers need it, and it is slow
 

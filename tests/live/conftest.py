@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_helpers import Recorder, generation_document
+from live_support import Recorder, generation_document
 
 from modelboard.core import SelectionStore, open_store
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from live_helpers import (
+from live_support import (
     TIMEOUT_S,
     Recorder,
     fd_count,

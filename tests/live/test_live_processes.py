@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import (
+from live_support import (
     TIMEOUT_S,
     Recorder,
     generation_document,

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from live_helpers import (
+from live_support import (
     PROVIDERS,
     Recorder,
     generation_document,

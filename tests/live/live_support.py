@@ -1,4 +1,4 @@
-"""Helpers for the live-reload tests: states that say which write they came from, writers
+"""What the live-reload tests share: states that say which write they came from, writers
 that change the file the way other programs do, and a subscriber one can wait on."""
 
 from __future__ import annotations
