@@ -12,6 +12,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -486,6 +487,7 @@ class SelectionStore:
         failures = 0
         while not stop.is_set():
             signs = self._backend.follow(stop, armed)
+            began = time.monotonic()
             try:
                 for _ in signs:
                     if stop.is_set():
@@ -493,9 +495,9 @@ class SelectionStore:
                     self._refresh()
                     if armed.is_set():
                         ready.set()
-                    failures = 0
             except Exception as exc:
-                failures += 1
+                # A watch that worked for a minute starts a new streak of failures.
+                failures = 1 if time.monotonic() - began > 60 else failures + 1
                 if failures == 1:
                     log.exception("%s: the watcher failed; retrying", self.location)
                 else:

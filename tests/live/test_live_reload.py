@@ -338,3 +338,32 @@ def test_watching_nests_and_stops_with_the_last_stop(selections_file: Path) -> N
     store.stop_watching()  # one too many: harmless
     store.close()
 
+
+
+class FlakyWatchBackend(FileBackend):
+    """A file backend whose first two watches break (as a watcher may, on a busy host)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.broken_watches = 2
+
+    def follow(self, stop, armed):  # type: ignore[no-untyped-def]
+        if self.broken_watches:
+            self.broken_watches -= 1
+            raise OSError(28, "inotify watch limit reached")
+        yield from super().follow(stop, armed)
+
+
+def test_a_failing_watcher_is_logged_once_and_retried(
+        selections_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    backend = FlakyWatchBackend(selections_file)
+    store = SelectionStore(backend)
+    recorder = Recorder()
+    store.subscribe(recorder)
+    with caplog.at_level(logging.DEBUG, logger="modelboard"), store:
+        replace_atomically(selections_file, generation_document(1))
+        recorder.wait_for_revision(revision_for(generation_document(1)))
+    store.close()
+    assert backend.broken_watches == 0
+    failures = [r for r in caplog.records if "watcher failed" in r.getMessage()]
+    assert [r.levelno for r in failures] == [logging.ERROR, logging.DEBUG]
