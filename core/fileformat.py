@@ -429,9 +429,11 @@ class DocumentCodec:
 
     def parse(self, data: bytes, *, path: str) -> dict[str, Selection]:
         """Exactly ``parse_document(data, path=path)``, errors included."""
-        if len(data) > MAX_DOCUMENT_BYTES or data == b"{}\n" \
+        if len(data) > MAX_DOCUMENT_BYTES or data == b"{}\n" or not self._memory.providers \
                 or not (data.startswith(b"{") and data.endswith(_TAIL)):
-            return parse_document(data, path=path)  # not as we write it: the careful way
+            # Not as we write it, or nothing to reuse: one pass over the whole document is
+            # faster than entry by entry. Rendering the result fills the memory.
+            return parse_document(data, path=path)
         # Entries are compared as bytes: one equal to a remembered text is valid UTF-8
         # and parses to the remembered selection; only the others are decoded and parsed.
         memory = self._memory
