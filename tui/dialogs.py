@@ -222,12 +222,16 @@ class ModelPicker(ModalScreen[str | None]):
 
 # -- confirming ------------------------------------------------------------------------------
 class ConfirmDialog(ModalScreen[bool | None]):
-    """A yes/no question about one change; enter or y confirms, escape or n cancels."""
+    """A yes/no question about one change; y confirms, escape or n cancels.
+
+    Enter is not "yes": Cancel has the focus, so keys typed ahead of the dialog (a
+    filter typed too fast, say) can never confirm a change nobody read.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "cancel", "Cancel", id="confirm.cancel",
                 tooltip="Close without changing anything"),
-        Binding("enter,y", "confirm", "Confirm", id="confirm.yes", tooltip="Go ahead"),
+        Binding("y", "confirm", "Confirm", id="confirm.yes", tooltip="Go ahead"),
     ]
 
     def __init__(self, question: Text, *, confirm_label: str = "Confirm") -> None:
@@ -241,7 +245,10 @@ class ConfirmDialog(ModalScreen[bool | None]):
             with Horizontal(classes="buttons"):
                 yield Button(self._confirm_label, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
-            yield Static("enter/y confirm · esc/n cancel", id="dialog-hint")
+            yield Static("y confirm · esc/n cancel", id="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
 
     @on(Button.Pressed, "#confirm")
     def action_confirm(self) -> None:

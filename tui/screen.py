@@ -155,7 +155,21 @@ class FilterInput(Input):
     class Cleared(Message):
         """The operator asked for every row again."""
 
+    def __init__(self, *, table: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._table = table
+
+    def _back_to_table(self) -> None:
+        # Focus moves now, not when a message is handled: a key typed right after
+        # enter or escape is for the table, never one more letter of the filter.
+        self.screen.set_focus(self.screen.query_one(self._table))
+
+    async def action_submit(self) -> None:
+        self._back_to_table()
+        await super().action_submit()
+
     def action_clear_filter(self) -> None:
+        self._back_to_table()
         self.value = ""
         self.post_message(self.Cleared())
 
@@ -237,8 +251,8 @@ class MainScreen(Screen[None]):
             note = self.read_only_reason or "nothing can be changed from this editor"
             yield Static(safe_text(f"READ-ONLY: {note}"), id="read-only-note")
         yield Static(id="banner")
-        yield FilterInput(id="filter", placeholder="filter: provider, model or who",
-                          compact=True)
+        yield FilterInput(table="#selections", id="filter", compact=True,
+                          placeholder="filter: provider, model or who")
         yield SelectionTable(clock=self.clock, id="selections")
         yield Static(id="detail")
         yield Footer(compact=True)
@@ -251,7 +265,7 @@ class MainScreen(Screen[None]):
         table = self.table
         table.set_widths(ColumnWidths.for_width(self.app.size.width))
         table.load(self.store.catalog, self.store.snapshot)
-        table.focus()
+        self.set_focus(table)
         self.query_one(FilterInput).display = False
         self._show_load_error(self.store.load_error)
         if self.store.recovery_notice:
@@ -607,7 +621,9 @@ class MainScreen(Screen[None]):
     def action_filter(self) -> None:
         filter_input = self.query_one(FilterInput)
         filter_input.display = True
-        filter_input.focus()
+        # At once, not on the next tick: keys typed right after "/" belong to the filter,
+        # never to the table's single-key actions.
+        self.set_focus(filter_input)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -618,7 +634,7 @@ class MainScreen(Screen[None]):
     def _filter_kept(self) -> None:
         filter_input = self.query_one(FilterInput)
         filter_input.display = bool(filter_input.value.strip())
-        self.table.focus()
+        self.set_focus(self.table)
 
     @on(FilterInput.Cleared)
     def action_clear_filter(self) -> None:
@@ -626,7 +642,7 @@ class MainScreen(Screen[None]):
         filter_input.value = ""
         filter_input.display = False
         self.table.set_filter("")
-        self.table.focus()
+        self.set_focus(self.table)
         self._after_rows_changed()
 
     def action_sort(self) -> None:
