@@ -1,0 +1,167 @@
+"""Regenerate the SVG pictures in ``screenshots/``: ``python -m modelboard.tui.screenshots``.
+
+Each picture is the editor on a demo file, headless, at 100x28, with a fixed clock, so
+the pictures only change when the editor's look does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelboard.core import open_store
+
+from .app import ModelboardApp
+from .dialogs import BulkReview, ConflictScreen, HistoryScreen, ModelPicker
+
+__all__ = ["main", "render_all"]
+
+NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+SIZE = (100, 28)
+DEMO: dict[str, dict[str, Any]] = {
+    "anthropic": {"model_name": "claude-sonnet-4-5", "editable": False,
+                  "last_updated": "2025-01-14T09:00:00+00:00", "updated_by": "bob@ops2",
+                  "lock_reason": "pinned for the eval run"},
+    "google": {"model_name": "gemini-2.5-pro", "editable": True,
+               "last_updated": "2025-01-15T09:30:00+00:00", "updated_by": "carol@ops1"},
+    "mistral": {"model_name": "mistral-large-latest", "editable": True,
+                "last_updated": "2025-01-09T14:00:00+00:00", "updated_by": "deploy@ci"},
+    "openai": {"model_name": "gpt-4o", "editable": True,
+               "last_updated": "2025-01-15T11:57:00+00:00", "updated_by": "alice@ops1"},
+    "vllm": {"model_name": "meta-llama/Llama-3.1-70B-Instruct", "editable": True,
+             "last_updated": "2025-01-15T11:59:30+00:00", "updated_by": "alice@ops1"},
+}
+HISTORY = [
+    ("2025-01-10T08:00:00+00:00", "alice@ops1", None, "gpt-4"),
+    ("2025-01-13T10:00:00+00:00", "carol@ops1", "gpt-4", "gpt-4.1"),
+    ("2025-01-15T11:57:00+00:00", "alice@ops1", "gpt-4.1", "gpt-4o"),
+]
+
+Scene = Callable[[Any], Awaitable[None]]
+
+
+async def _until(pilot: Any, condition: Callable[[], object]) -> None:
+    for _ in range(250):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise RuntimeError("the editor did not reach the scene")
+
+
+async def _cursor_on(pilot: Any, provider: str) -> None:
+    app = pilot.app
+    await _until(pilot, lambda: app.main.is_mounted and app.main.table.row_count)
+    app.main.table.move_cursor(row=app.main.table.get_row_index(provider))
+    await pilot.pause()
+
+
+async def _main(pilot: Any) -> None:
+    await _cursor_on(pilot, "openai")
+
+
+async def _edit(pilot: Any) -> None:
+    await _cursor_on(pilot, "openai")
+    await pilot.press("e")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, ModelPicker))
+    await pilot.press(*"gpt-4")
+
+
+async def _bulk(pilot: Any) -> None:
+    for provider in ("ollama", "vllm"):
+        await _cursor_on(pilot, provider)
+        await pilot.press("space")
+    await pilot.press("b")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, ModelPicker))
+    await pilot.press(*"llama3.3:70b", "enter")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, BulkReview))
+
+
+async def _conflict(pilot: Any) -> None:
+    await _cursor_on(pilot, "openai")
+    pilot.app.push_screen(ConflictScreen(provider="openai", theirs="gpt-5",
+                                         theirs_by="mallory@ops3", mine="gpt-4.1"))
+    await _until(pilot, lambda: isinstance(pilot.app.screen, ConflictScreen))
+
+
+async def _history(pilot: Any) -> None:
+    await _cursor_on(pilot, "openai")
+    await pilot.press("h")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
+                 and pilot.app.screen.query_one("#history-table").row_count)
+
+
+SCENES: dict[str, tuple[Scene, bool]] = {
+    "main": (_main, False),
+    "edit": (_edit, False),
+    "bulk-review": (_bulk, False),
+    "conflict": (_conflict, False),
+    "history": (_history, False),
+    "read-only": (_main, True),
+}
+
+
+def _write_demo(folder: Path) -> Path:
+    data_file = folder / "config" / "model_selections.json"
+    data_file.parent.mkdir(parents=True)
+    data_file.write_text(json.dumps(DEMO, indent=2, sort_keys=True) + "\n")
+    lines = [json.dumps({"time": time, "actor": actor, "provider": "openai", "action": "set",
+                         "old": old, "new": new, "revision": ""}) for time, actor, old, new
+             in HISTORY]
+    data_file.with_name("model_selections.history.jsonl").write_text("\n".join(lines) + "\n")
+    return data_file
+
+
+async def _render(name: str, scene: Scene, read_only: bool) -> str:
+    store = open_store("config/model_selections.json", read_only=read_only,
+                       actor="you@ops1")
+    reason = "opened with --read-only" if read_only else None
+    app = ModelboardApp(store, read_only_reason=reason, clock=lambda: NOW, watch=False,
+                        cursor_blink=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await scene(pilot)
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause()
+            return app.export_screenshot(title=f"modelboard — {name}")
+    finally:
+        store.close()
+
+
+def render_all(out: Path) -> list[Path]:
+    """Write one SVG per scene into ``out``; returns the files written."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory() as folder:
+        _write_demo(Path(folder))
+        os.chdir(folder)  # the header shows the short, relative path an operator types
+        try:
+            for name, (scene, read_only) in SCENES.items():
+                path = out / f"{name}.svg"
+                path.write_text(asyncio.run(_render(name, scene, read_only)))
+                written.append(path)
+        finally:
+            os.chdir(previous)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelboard.tui.screenshots",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="screenshots", help="folder for the SVG files")
+    args = parser.parse_args(argv)
+    for path in render_all(Path(args.out)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
