@@ -140,6 +140,20 @@ def format_table(rows: list[dict[str, Any]], about: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def format_markdown(rows: list[dict[str, Any]], about: dict[str, Any]) -> str:
+    """The same table in Markdown, for the README."""
+    lines = [f"{about['cpu']}, {about['cores']} cores, {about['implementation']} "
+             f"{about['python']}, {about['system']}, temp files on {about['temp_filesystem']}",
+             "",
+             "| figure | ours | baseline | ratio | target | result |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {_number(row['ours'])} {row['unit']} | "
+                     f"{_number(row['baseline'])} | {_number(row['ratio'])} | "
+                     f"{row['target'] or '-'} | {row['result']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true",
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where to write the table as JSON (default: {RESULTS})")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this benchmark (module name, e.g. writes); repeatable")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table in Markdown (as in the README)")
     options = parser.parse_args(argv)
     names = discover()
     selected = [part for item in options.only for part in item.split(",") if part]
@@ -168,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if _exists(name):
             print(f"  {name}: {time.perf_counter() - begun:.1f} s", file=sys.stderr, flush=True)
 
-    print(format_table(rows, about))
+    print(format_markdown(rows, about) if options.markdown else format_table(rows, about))
     report = {"started": started.isoformat(timespec="seconds"), "quick": options.quick,
               "machine": about, "figures": rows}
     options.json.parent.mkdir(parents=True, exist_ok=True)
