@@ -243,6 +243,7 @@ class MainScreen(Screen[None]):
         self.watch = watch
         self._saves_in_flight = 0
         self.quit_when_saved = False
+        self._lines: dict[str, Text] = {}
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -293,9 +294,12 @@ class MainScreen(Screen[None]):
 
     def show_change(self, event: ChangeEvent) -> None:
         """Put one ChangeEvent on screen: rows in place, a flash and a note for others' changes."""
+        error_state_changed = False
         if event.error is not None or self.store.load_error is not None:
+            error_state_changed = not self.query_one("#banner", Static).display
             self._show_load_error(self.store.load_error)
         elif self.query_one("#banner", Static).display:
+            error_state_changed = True
             self._show_load_error(None)
             self.notify("The file is readable again; changes are allowed.", markup=False)
         providers = [change.provider for change in event.changes]
@@ -307,7 +311,10 @@ class MainScreen(Screen[None]):
             self._announce(event.changes)
         self._update_status()
         self._update_detail()
-        self.refresh_bindings()
+        # The footer is rebuilt on every refresh of the bindings; only a change to the
+        # highlighted row or to the file's health can change what is available.
+        if self.table.highlighted_provider in providers or error_state_changed:
+            self.refresh_bindings()
 
     def _announce(self, changes: tuple[ProviderChange, ...]) -> None:
         if not changes:
@@ -340,11 +347,12 @@ class MainScreen(Screen[None]):
     # -- status lines ---------------------------------------------------------------------
     def _update_status(self) -> None:
         table = self.table
-        right = [f"{len(table.providers())} providers"]
+        right = [f"{table.provider_count} providers"]
         if table.filter_text:
             right.append(f"{table.row_count} shown")
-        if table.marked:
-            right.append(f"{len(table.marked)} marked")
+        marked = table.marked_count
+        if marked:
+            right.append(f"{marked} marked")
         right.append(f"sort: {table.sort_order}")
         summary = " · ".join(right)
         badge = " READ-ONLY " if self.read_only else ""
@@ -360,13 +368,13 @@ class MainScreen(Screen[None]):
         line.append("  ")
         line.append(summary.rjust(max(room - len(location), 0) + len(summary)),
                     style="dim")
-        self.query_one("#status", Static).update(line)
+        self._update_line("#status", line)
 
     def _update_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
         provider = self.table.highlighted_provider
         if provider is None:
-            detail.update("no provider matches the filter" if self.table.filter_text else "")
+            self._update_line("#detail", Text(
+                "no provider matches the filter" if self.table.filter_text else ""))
             return
         selection = self.table.selection_of(provider)
         line = Text.assemble((clean(provider), "bold"), "  ")
@@ -383,7 +391,15 @@ class MainScreen(Screen[None]):
                                           if selection.lock_reason else ""), style="bold")
         line.no_wrap = True
         line.overflow = "ellipsis"
-        detail.update(line)
+        self._update_line("#detail", line)
+
+    def _update_line(self, selector: str, line: Text) -> None:
+        """Update a one-line Static only when its text changed: each update lays out the
+        screen again, which a 10,000-row table makes costly."""
+        if self._lines.get(selector) == line:
+            return
+        self._lines[selector] = line
+        self.query_one(selector, Static).update(line)
 
     @on(DataTable.RowHighlighted, "#selections")
     def _highlighted(self) -> None:
@@ -404,7 +420,7 @@ class MainScreen(Screen[None]):
         if action not in ("edit", "lock", "remove", "mark", "bulk", "history"):
             return True
         if action == "bulk":
-            return True if self.table.marked else None
+            return True if self.table.marked_count else None
         provider = self.table.highlighted_provider
         if provider is None:
             return None

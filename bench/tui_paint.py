@@ -1,0 +1,147 @@
+"""The editor at 10 / 1,000 / 10,000 providers, beside a bare Textual DataTable of the same size.
+
+* first paint: from building the app (the store already open) until the full table is
+  laid out and painted, headless;
+* repaint p95: one external change put on screen — the editor's own path for a change
+  event (one keyed row updated in place, flash, notification) against a bare
+  ``update_cell`` of one cell — until the screen has processed it.
+
+Targets at 10,000 providers: first paint under 1 s, repaint p95 under 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+from bench.common import Figure, percentile
+from modelboard.core import ChangeEvent, ProviderChange, Snapshot, open_store
+from modelboard.tui import ModelboardApp
+
+SIZE = (120, 40)
+_COLUMNS = ("mark", "provider", "model", "lock", "updated", "by")
+
+
+class BareTable(App[None]):
+    """The baseline: a DataTable with the same rows and columns, and nothing else."""
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in _COLUMNS:
+            table.add_column(column, key=column)
+        for provider, model, actor in self.rows:
+            table.add_row(Text(" "), Text(provider), Text(model), Text(""), Text("3m ago"),
+                          Text(actor), key=provider)
+
+
+def _write_file(folder: Path, count: int) -> Path:
+    data_file = folder / "model_selections.json"
+    document = {f"provider-{n:05d}": {"model_name": f"model-{n % 7}", "editable": True,
+                                      "last_updated": "2025-01-15T11:57:00+00:00",
+                                      "updated_by": "alice@ops1"} for n in range(count)}
+    data_file.write_text(json.dumps(document))
+    return data_file
+
+
+async def _settle(pilot: Any) -> None:
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+async def _ours(data_file: Path, count: int, changes: int) -> tuple[float, list[float], bool]:
+    store = open_store(data_file, read_only=True)
+    try:
+        start = time.perf_counter()
+        app = ModelboardApp(store, watch=False, cursor_blink=False)
+        async with app.run_test(size=SIZE) as pilot:
+            while not (app.main.is_mounted and app.main.table.row_count >= count):
+                await pilot.pause(0.001)
+            await _settle(pilot)
+            first_paint = time.perf_counter() - start
+            table = app.main.table
+            first_key = table.ordered_rows[0].key
+            rows_before = table.row_count
+            snapshot = store.snapshot
+            timings = []
+            for n in range(changes):
+                provider = f"provider-{(n * 7919) % count:05d}"
+                old = snapshot[provider]
+                new_selection = replace(old, model_name=f"changed-{n}", updated_by="bob@ops2")
+                new = Snapshot({**snapshot.as_dict(), provider: new_selection}, f"bench-{n}")
+                event = ChangeEvent(snapshot, new, (ProviderChange(provider, "model", old,
+                                                                   new_selection),))
+                began = time.perf_counter()
+                app.main.show_change(event)
+                await _settle(pilot)
+                timings.append(time.perf_counter() - began)
+                snapshot = new
+            in_place = (table.row_count == rows_before and table.ordered_rows[0].key is first_key
+                        and table.get_cell(provider, "model").plain == f"changed-{changes - 1}")
+        return first_paint, timings, in_place
+    finally:
+        store.close()
+
+
+async def _baseline(count: int, changes: int) -> tuple[float, list[float]]:
+    rows = [(f"provider-{n:05d}", f"model-{n % 7}", "alice") for n in range(count)]
+    start = time.perf_counter()
+    app = BareTable(rows)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(DataTable)
+        while table.row_count < count:
+            await pilot.pause(0.001)
+        await _settle(pilot)
+        first_paint = time.perf_counter() - start
+        timings = []
+        for n in range(changes):
+            provider = f"provider-{(n * 7919) % count:05d}"
+            began = time.perf_counter()
+            table.update_cell(provider, "model", Text(f"changed-{n}"))
+            await _settle(pilot)
+            timings.append(time.perf_counter() - began)
+    return first_paint, timings
+
+
+def run(quick: bool) -> list[Figure]:
+    sizes = (10, 1_000) if quick else (10, 1_000, 10_000)
+    changes = 10 if quick else 40
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for count in sizes:
+            data_file = _write_file(Path(folder), count)
+            base_paint, base_times = asyncio.run(_baseline(count, changes))
+            paint, times, in_place = asyncio.run(_ours(data_file, count, changes))
+            large = count == 10_000
+            figures.append(Figure(
+                f"tui first paint, {count:,} providers", paint * 1000, base_paint * 1000, "ms",
+                "< 1000 ms" if large else "", (paint < 1.0) if large else None,
+                "headless 120x40; baseline: bare DataTable, same rows"))
+            ours_p95, base_p95 = percentile(times, 0.95), percentile(base_times, 0.95)
+            figures.append(Figure(
+                f"tui repaint one change p95, {count:,} providers", ours_p95 * 1000,
+                base_p95 * 1000, "ms", "< 100 ms, in place" if large else "in place",
+                (ours_p95 < 0.1 and in_place) if large else in_place,
+                f"{changes} changes; row updated in place: {in_place}; "
+                "baseline: bare update_cell"))
+    return figures
+
+
+if __name__ == "__main__":
+    for figure in run(quick=False):
+        print(figure)
