@@ -2,14 +2,17 @@
 
 DocumentCodec must give exactly what parse_document and render_document give (bytes,
 selections, order, errors); the backup rewritten in place must never write through a
-link; a file edited behind a writer's back must never be mistaken for its own write.
+link; a file edited behind a writer's back must never be mistaken for its own write; the
+writers' lock (flock, without filelock's bookkeeping) still excludes filelock users.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+import filelock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,3 +139,57 @@ def test_reload_sees_an_edit_in_place_of_our_own_write(data_file: Path) -> None:
     with open(data_file, "r+b") as file:
         file.write(data_file.read_bytes().replace(b'"aaaa"', b'"zzzz"'))
     assert store.reload().get("openai").model_name == "zzzz"
+
+
+def test_the_writers_lock_excludes_and_waits_for_filelock(data_file: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    lock_path = data_file.with_name(data_file.name + ".lock")
+    # While our writer holds its lock, filelock on the same file cannot have it ...
+    inside, leave = threading.Event(), threading.Event()
+
+    def slow_change(current: object) -> None:
+        inside.set()
+        leave.wait(timeout=30)
+
+    holder = threading.Thread(target=store.backend.commit, args=(slow_change,),
+                              kwargs={"base": store._state})
+    holder.start()
+    try:
+        assert inside.wait(timeout=10)
+        with pytest.raises(filelock.Timeout):
+            filelock.FileLock(lock_path).acquire(timeout=0)
+    finally:
+        leave.set()
+        holder.join(timeout=10)
+    # ... and while filelock holds it, our writer waits, then writes.
+    other = filelock.FileLock(lock_path)
+    other.acquire()
+    written = threading.Event()
+    writer = threading.Thread(target=lambda: (store.set_model_selection("openai", "second"),
+                                              written.set()))
+    writer.start()
+    try:
+        assert not written.wait(timeout=0.3)
+        assert store.get_model_selection("openai").model_name == "first"
+    finally:
+        other.release()
+    assert written.wait(timeout=10)
+    writer.join(timeout=10)
+    assert open_writer(data_file).get_model_selection("openai").model_name == "second"
+
+
+def test_a_lock_held_too_long_is_one_line_and_writes_nothing(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("modelboard.core.filebackend.LOCK_TIMEOUT_S", 0.2)
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    before = data_file.read_bytes()
+    lock_path = data_file.with_name(data_file.name + ".lock")
+    writer = open_writer(data_file)
+    with filelock.FileLock(lock_path), pytest.raises(ConfigurationError) as error:
+        writer.set_model_selection("openai", "second")
+    assert "another writer has held the lock" in str(error.value)
+    assert str(lock_path) in str(error.value)
+    assert "\n" not in str(error.value)
+    assert data_file.read_bytes() == before
