@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +35,14 @@ from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .backend import Commit, StoredState
 from .errors import ConfigurationError, ReadOnlyError
-from .fileformat import DocumentCodec, parse_document, render_document, revision_of_bytes
+from .fileformat import (
+    DocumentCodec,
+    document_digest,
+    parse_document,
+    render_document,
+    revision_of_bytes,
+    revision_of_digest,
+)
 from .models import HistoryEntry, Selection
 
 __all__ = ["FileBackend"]
@@ -60,7 +66,9 @@ _EMPTY_REVISION = revision_of_bytes(render_document({}))
 
 
 def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    # The document's digest, the one its revision comes from: a file as modelboard writes
+    # it then needs one hash for both (see _state_from_bytes).
+    return document_digest(data)
 
 
 class FileBackend:
@@ -122,7 +130,13 @@ class FileBackend:
             revision = revision_of_bytes(render_document(selections))
         else:
             selections = codec.parse(data, path=location)
-            revision = revision_of_bytes(codec.render(selections))
+            rendered = codec.render(selections)
+            token = self._token_of(data)
+            if isinstance(token, bytes) and rendered == data:
+                # The file is exactly as we would write it: its token is already the digest
+                # of the rendered document, so the revision needs no second hash.
+                return StoredState(selections, revision_of_digest(token), token=token)
+            revision = revision_of_bytes(rendered)
         return StoredState(selections, revision, token=self._token_of(data))
 
     def _token_of(self, data: bytes) -> object:

@@ -25,10 +25,12 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "DocumentCodec",
+    "document_digest",
     "parse_document",
     "render_document",
     "revision_of",
     "revision_of_bytes",
+    "revision_of_digest",
 ]
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -527,14 +529,24 @@ def _parse_entry(entry: bytes, path: str) -> tuple[str, Selection] | None:
     return provider, selection
 
 
-def revision_of_bytes(rendered: bytes) -> str:
-    """The revision of a rendered document: 16 hex digits of its SHA-256.
+def document_digest(data: bytes) -> bytes:
+    """SHA-256 of a document's bytes, from which its revision is taken.
 
     SHA-256 rather than BLAKE2b because every write hashes the whole document, and
     OpenSSL's SHA-256 uses the CPU's SHA instructions (x86 SHA-NI, ARMv8): measured
     1.8x faster than hashlib's BLAKE2b on a 1,000-provider document.
     """
-    return hashlib.sha256(rendered).hexdigest()[:16]
+    return hashlib.sha256(data).digest()
+
+
+def revision_of_digest(digest: bytes) -> str:
+    """The revision of the rendered document whose ``document_digest`` this is."""
+    return digest.hex()[:16]
+
+
+def revision_of_bytes(rendered: bytes) -> str:
+    """The revision of a rendered document: 16 hex digits of its SHA-256."""
+    return revision_of_digest(document_digest(rendered))
 
 
 def revision_of(selections: Mapping[str, Selection]) -> str:

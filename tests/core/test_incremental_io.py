@@ -18,7 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelboard.core import Catalog, ConfigurationError, Selection, open_store
-from modelboard.core.fileformat import DocumentCodec, parse_document, render_document
+from modelboard.core.fileformat import (
+    DocumentCodec,
+    parse_document,
+    render_document,
+    revision_of,
+)
 
 PROVIDERS = ["openai", "anthropic", "a\"quoted", "back\\slash", "ünïcode", "p1", "p2", "p3"]
 
@@ -193,3 +198,15 @@ def test_a_lock_held_too_long_is_one_line_and_writes_nothing(
     assert str(lock_path) in str(error.value)
     assert "\n" not in str(error.value)
     assert data_file.read_bytes() == before
+
+
+def test_the_revision_is_the_content_hash_however_the_file_was_loaded(data_file: Path) -> None:
+    selections = {"openai": Selection("gpt-4o"), "anthropic": Selection("claude-3-opus")}
+    data_file.parent.mkdir(parents=True)
+    data_file.write_bytes(render_document(selections))  # as modelboard writes it
+    as_written = open_writer(data_file).snapshot.revision
+    data_file.write_text('{"openai": "gpt-4o", "anthropic": {"model_name": "claude-3-opus"}}')
+    by_hand = open_writer(data_file)
+    assert as_written == by_hand.snapshot.revision == revision_of(selections)
+    by_hand.set_model_selection("openai", "o3")
+    assert by_hand.reload().revision == revision_of(by_hand.snapshot)
