@@ -3,7 +3,7 @@
 * first paint: from building the app (the store already open) until the full table is
   laid out and painted, headless;
 * repaint p95: one external change put on screen — the editor's own path for a change
-  event (one keyed row updated in place, flash, notification) against a bare
+  event (one row on screen drawn again in place, flash, notification) against a bare
   ``update_cell`` of one cell — until the screen has processed it.
 
 Targets at 10,000 providers: first paint under 1 s, repaint p95 under 100 ms.
@@ -75,12 +75,15 @@ async def _ours(data_file: Path, count: int, changes: int) -> tuple[float, list[
             await _settle(pilot)
             first_paint = time.perf_counter() - start
             table = app.main.table
-            first_key = table.ordered_rows[0].key
-            rows_before = table.row_count
+            # Every change is to a row on screen, so each one is really drawn again.
             snapshot = store.snapshot
+            shown_before = table.providers_on_screen()
+            on_screen = [p for p in shown_before if p in snapshot]
+            top_before = table.scroll_offset
+            rows_before = table.row_count
             timings = []
             for n in range(changes):
-                provider = f"provider-{(n * 7919) % count:05d}"
+                provider = on_screen[(n * 7) % len(on_screen)]
                 old = snapshot[provider]
                 new_selection = replace(old, model_name=f"changed-{n}", updated_by="bob@ops2")
                 new = Snapshot({**snapshot.as_dict(), provider: new_selection}, f"bench-{n}")
@@ -91,8 +94,9 @@ async def _ours(data_file: Path, count: int, changes: int) -> tuple[float, list[
                 await _settle(pilot)
                 timings.append(time.perf_counter() - began)
                 snapshot = new
-            in_place = (table.row_count == rows_before and table.ordered_rows[0].key is first_key
-                        and table.get_cell(provider, "model").plain == f"changed-{changes - 1}")
+            in_place = (table.row_count == rows_before and table.scroll_offset == top_before
+                        and table.providers_on_screen() == shown_before
+                        and f"changed-{changes - 1}" in table.row_text(provider))
         return first_paint, timings, in_place
     finally:
         store.close()
@@ -137,7 +141,7 @@ def run(quick: bool) -> list[Figure]:
                 f"tui repaint one change p95, {count:,} providers", ours_p95 * 1000,
                 base_p95 * 1000, "ms", "< 100 ms, in place" if large else "in place",
                 (ours_p95 < 0.1 and in_place) if large else in_place,
-                f"{changes} changes; row updated in place: {in_place}; "
+                f"{changes} changes to rows on screen; in place: {in_place}; "
                 "baseline: bare update_cell"))
     return figures
 

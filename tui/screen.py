@@ -34,7 +34,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from modelboard.core import (
     ChangeEvent,
@@ -401,7 +401,7 @@ class MainScreen(Screen[None]):
         self._lines[selector] = line
         self.query_one(selector, Static).update(line)
 
-    @on(DataTable.RowHighlighted, "#selections")
+    @on(SelectionTable.RowHighlighted, "#selections")
     def _highlighted(self) -> None:
         self._update_detail()
         self.refresh_bindings()
@@ -486,8 +486,8 @@ class MainScreen(Screen[None]):
         await self.run_action(message.action)
 
     # -- actions --------------------------------------------------------------------------
-    @on(DataTable.RowSelected, "#selections")
-    async def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(SelectionTable.RowSelected, "#selections")
+    async def _row_selected(self, event: SelectionTable.RowSelected) -> None:
         event.stop()
         if self.read_only or self.app.screen is not self:
             return  # a dialog is already open (a fast second click)
@@ -496,9 +496,9 @@ class MainScreen(Screen[None]):
         else:
             self.action_explain("edit")
 
-    @on(DataTable.HeaderSelected, "#selections")
-    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        column = str(event.column_key.value)
+    @on(SelectionTable.HeaderSelected, "#selections")
+    def _header_selected(self, event: SelectionTable.HeaderSelected) -> None:
+        column = event.column
         if column in SORT_ORDERS:
             self.table.set_sort(column)  # type: ignore[arg-type]
             self._update_status()
