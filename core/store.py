@@ -338,26 +338,34 @@ class SelectionStore:
 
     def _apply(self, operations: tuple[_Operation, ...], actor: str, base: Snapshot,
                current: Mapping[str, Selection]) -> Commit | None:
-        """Re-apply ``operations`` on ``current``, the latest stored state, or refuse."""
-        working = dict(current)
+        """Re-apply ``operations`` on ``current``, the latest stored state, or refuse.
+
+        Staleness is checked for every provider before anything else: a writer whose
+        view is out of date learns that first, since its other judgements (a lock it
+        did not see, say) rest on that view.
+        """
         checked: set[str] = set()
+        for op in operations:
+            provider = op.provider
+            if provider in checked:
+                continue
+            checked.add(provider)
+            stored = current.get(provider)
+            if op.expect is not UNSET:
+                stale = (stored.model_name if stored else None) != op.expect
+            else:
+                stale = _value(stored) != _value(base.get(provider))
+            if stale:
+                raise ConflictError(
+                    provider, theirs=stored.model_name if stored else None,
+                    mine=op.model if op.action == "set" else _describe(op, stored),
+                    theirs_by=stored.updated_by if stored else None)
+        working = dict(current)
         history: list[HistoryEntry] = []
         now = utc_now()
         for op in operations:
             provider = op.provider
             existing = working.get(provider)
-            if provider not in checked:
-                checked.add(provider)
-                stored = current.get(provider)
-                if op.expect is not UNSET:
-                    stale = (stored.model_name if stored else None) != op.expect
-                else:
-                    stale = _value(stored) != _value(base.get(provider))
-                if stale:
-                    raise ConflictError(
-                        provider, theirs=stored.model_name if stored else None,
-                        mine=op.model if op.action == "set" else _describe(op, existing),
-                        theirs_by=stored.updated_by if stored else None)
             if op.action == "set":
                 assert op.model is not None
                 self.catalog.validate(provider, op.model)
