@@ -201,6 +201,16 @@ def table(terminal: Terminal, headers: Sequence[str], rows: Iterable[Sequence[st
     return lines
 
 
+def _shown(location: str) -> str:
+    """``location`` fit to print: the password of a Redis URL masked."""
+    if not location.startswith(_REMOTE_SCHEMES):
+        return location
+    # Only reached once a store on that URL was opened, so redis-py is installed.
+    from .redisbackend import mask_password  # type: ignore[import-not-found,unused-ignore]
+
+    return str(mask_password(location))
+
+
 def _time(moment: datetime | None, *, seconds: bool = False) -> str:
     if moment is None:
         return ""
@@ -514,7 +524,7 @@ def cmd_validate(session: Session) -> int:
         if problems:
             failed += 1
         else:
-            session.terminal.line(f"{clean(target)}: valid, {count} "
+            session.terminal.line(f"{clean(_shown(target))}: valid, {count} "
                                   f"selection{'s' if count != 1 else ''}")
     if failed:
         session.terminal.flush()
@@ -874,7 +884,7 @@ def _configure_logging() -> None:
 
 def _error_text(error: ModelboardError, session: Session) -> str:
     if isinstance(error, LockedError | ConflictError | NotFoundError):
-        return f"{session.location}: {error}"  # say which store refused
+        return f"{_shown(session.location)}: {error}"  # say which store refused
     return str(error)
 
 

@@ -271,6 +271,20 @@ def test_password_protected_server(own_redis_server: RedisServer,
         own_redis_server.client().ping()
 
 
+def test_command_line_errors_never_show_the_password(own_redis_server: RedisServer) -> None:
+    own_redis_server.password = "correct-horse"
+    own_redis_server.start()
+    url = own_redis_server.url("mb")
+    open_store(url).set_model_selection("openai", "gpt-4o")
+    masked = f"redis://:***@127.0.0.1:{own_redis_server.port}/0?key=mb"
+    for args in (["remove", "mistral"], ["set", "openai", "gpt-5", "--expect", "gpt-4.1"],
+                 ["validate"]):
+        done = subprocess.run([sys.executable, "-m", "modelboard.core.cli", "--file", url, *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert "correct-horse" not in done.stdout + done.stderr, (args, done)
+        assert masked in done.stdout + done.stderr, (args, done)
+
+
 def test_importing_the_core_does_not_import_redis() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import sys, modelboard.core; print('redis' in sys.modules)"],
