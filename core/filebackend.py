@@ -319,8 +319,6 @@ class FileBackend:
                     os.fsync(temp.fileno())
             os.replace(temp_path, target)
             temp_path = None
-            if durable:
-                _fsync_folder(target.parent)
         except OSError as exc:
             reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
                 else exc.strerror
@@ -330,6 +328,15 @@ class FileBackend:
             if temp_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp_path)
+        if durable:
+            try:
+                _fsync_folder(target.parent)
+            except OSError as exc:
+                # The new file is in place and every reader sees it: the write happened
+                # (some filesystems cannot sync a folder at all); only whether the rename
+                # survives a power loss is in doubt.
+                log.warning("%s: written, but the folder could not be synced: %s",
+                            target, exc.strerror)
 
     # -- history --------------------------------------------------------------------------
     def _append_history(self, entries: list[HistoryEntry], path: Path) -> None:

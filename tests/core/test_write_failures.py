@@ -181,3 +181,27 @@ def test_full_disk_on_a_real_small_filesystem(tmp_path: Path) -> None:
         (disk / "filler").unlink()   # space again: the same store writes normally
         assert store.set_model_selection("openai", "gpt-4.1").model_name == "gpt-4.1"
         assert json.loads(data_file.read_text())["openai"]["model_name"] == "gpt-4.1"
+
+
+def test_a_folder_that_cannot_be_synced_after_the_rename_is_not_a_failed_write(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Some filesystems refuse to fsync a folder (EINVAL); the rename has happened by then.
+
+    Saying "nothing was written, the previous file is intact" would be false, and the store
+    would then refuse its own next change to the provider as someone else's.
+    """
+    from modelboard.core import filebackend
+
+    store = open_store(data_file)
+    store.set_model_selection("openai", "gpt-4o")
+
+    def refuse(_folder: Path) -> None:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(filebackend, "_fsync_folder", refuse)
+    assert store.set_model_selection("openai", "gpt-4.1").model_name == "gpt-4.1"
+    assert json.loads(data_file.read_text())["openai"]["model_name"] == "gpt-4.1"
+    assert store.set_model_selection("openai", "o3").model_name == "o3"
+    assert json.loads(data_file.read_text())["openai"]["model_name"] == "o3"
+    assert "intact" not in caplog.text
