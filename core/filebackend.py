@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
@@ -288,7 +289,7 @@ class FileBackend:
             return
         self._swept_temp_files = True
         try:
-            for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+            for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
                 leftover.unlink(missing_ok=True)
         except OSError as exc:
             log.debug("could not sweep temp files: %s", exc)

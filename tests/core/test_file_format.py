@@ -188,3 +188,18 @@ def test_render_matches_json_dumps_for_a_realistic_document() -> None:
     expected = {p: s.to_json() for p, s in selections.items()}
     assert render_document(selections).decode() == json.dumps(
         expected, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_sweeping_temp_files_spares_other_files_whose_names_match_as_a_pattern(
+        tmp_path: Path) -> None:
+    # "[1]" in a name is a glob character class: ".sel[1].json.*.tmp" would match the
+    # temp file another writer of sel1.json, holding its own lock, is writing right now.
+    others_write = tmp_path / ".sel1.json.abc123.tmp"
+    others_write.write_text("{}\n")
+    killed_writer = tmp_path / ".sel[1].json.def456.tmp"
+    killed_writer.write_text("{")
+
+    open_store(tmp_path / "sel[1].json").set_model_selection("openai", "gpt-4o")
+
+    assert others_write.exists()
+    assert not killed_writer.exists()
