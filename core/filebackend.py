@@ -128,17 +128,16 @@ class FileBackend:
                           codec: DocumentCodec | None = None) -> StoredState:
         if codec is None:
             selections = parse_document(data, path=location)
-            revision = revision_of_bytes(render_document(selections))
+            rendered = render_document(selections)
         else:
             selections = codec.parse(data, path=location)
             rendered = codec.render(selections)
-            token = self._token_of(data)
-            if isinstance(token, bytes) and rendered == data:
-                # The file is exactly as we would write it: its token is already the digest
-                # of the rendered document, so the revision needs no second hash.
-                return StoredState(selections, revision_of_digest(token), token=token)
-            revision = revision_of_bytes(rendered)
-        return StoredState(selections, revision, token=self._token_of(data))
+        token = self._token_of(data)
+        if isinstance(token, bytes) and rendered == data:
+            # The file is exactly as we would write it: its token is already the digest
+            # of the rendered document, so the revision needs no second hash.
+            return StoredState(selections, revision_of_digest(token), token=token)
+        return StoredState(selections, revision_of_bytes(rendered), token=token)
 
     def _token_of(self, data: bytes) -> object:
         for known in (self._written, self._last_read):

@@ -210,3 +210,22 @@ def test_the_revision_is_the_content_hash_however_the_file_was_loaded(data_file:
     assert as_written == by_hand.snapshot.revision == revision_of(selections)
     by_hand.set_model_selection("openai", "o3")
     assert by_hand.reload().revision == revision_of(by_hand.snapshot)
+
+
+def test_opening_a_file_written_by_hand_hashes_it_once(data_file: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelboard.core import filebackend
+
+    data_file.parent.mkdir(parents=True)
+    data_file.write_text('{"openai": "gpt-4o", "anthropic": "claude-3-haiku"}')
+    hashed: list[int] = []
+    digest = filebackend._digest
+
+    def counting(data: bytes) -> bytes:
+        hashed.append(len(data))
+        return digest(data)
+
+    monkeypatch.setattr(filebackend, "_digest", counting)
+    store = open_store(data_file)
+    assert store.get_model_selection("openai").model_name == "gpt-4o"
+    assert hashed == [data_file.stat().st_size]
