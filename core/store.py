@@ -556,7 +556,8 @@ class SelectionStore:
             self._subscribers = ()
         if dispatcher is not None:
             self._events.put(None)
-            dispatcher.join(timeout=10)
+            if dispatcher is not threading.current_thread():  # a subscriber may close it
+                dispatcher.join(timeout=10)
         self._backend.close()
 
     def __repr__(self) -> str:

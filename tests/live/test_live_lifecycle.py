@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from live_support import (
     TIMEOUT_S,
     Recorder,
@@ -96,6 +97,25 @@ def test_a_subscriber_may_stop_the_watch_from_inside(selections_file: Path) -> N
     assert heard.wait(TIMEOUT_S)
     assert eventually(no_watch_thread)
     store.close()
+
+
+def test_a_subscriber_may_close_the_store_from_inside(selections_file: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    store = open_store(selections_file)
+    closed = threading.Event()
+
+    def close_on_first(_event: ChangeEvent) -> None:
+        store.close()
+        closed.set()
+
+    store.subscribe(close_on_first)
+    store.start_watching()
+    replace_atomically(selections_file, generation_document(1))
+    assert closed.wait(TIMEOUT_S)
+    assert eventually(no_watch_thread)
+    assert eventually(lambda: not any(t.name == "modelboard-dispatch"
+                                      for t in threading.enumerate()))
+    assert "raised" not in caplog.text
 
 
 def test_close_stops_everything(selections_file: Path) -> None:
