@@ -1,4 +1,4 @@
-"""Opening a store: where the selections live, and the seed's ready-made objects."""
+"""Opening a store: where the selections live, and the ready-made objects of the in-proxy API."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
 
 
 class _DefaultStore:
-    """The store on the default file, opened on first use (the seed's manager object)."""
+    """The store on the default file, opened on first use (`model_config_manager`)."""
 
     def __init__(self) -> None:
         self._store: SelectionStore | None = None

@@ -1,4 +1,4 @@
-"""The seed's service layer: the store's operations returning result dicts, never raising.
+"""The in-proxy API's service layer: store operations returning result dicts, never raising.
 
 For callers (an HTTP handler, say) that want ``{"success": False, "error": "..."}``
 rather than exceptions.

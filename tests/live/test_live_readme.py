@@ -35,12 +35,17 @@ def test_the_section_has_a_threaded_and_an_asyncio_example() -> None:
     assert "with store:" in codes[0] and "store.changes()" in codes[1]
 
 
-def test_the_examples_run_in_order_and_print_what_the_readme_shows(tmp_path: Path) -> None:
-    """Run one after the other in a fresh folder, as a reader trying them would."""
+def test_each_example_runs_on_its_own_twice_and_prints_what_the_readme_shows(
+        tmp_path: Path) -> None:
+    """Each on its own, in an empty folder, and again: as a reader trying one would."""
     env = {key: value for key, value in os.environ.items() if key != "MODELBOARD_FILE"}
-    for code, expected in examples():
-        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-        if expected is not None:
-            assert done.stdout == expected
+    for number, (code, expected) in enumerate(examples()):
+        folder = tmp_path / f"example-{number}"
+        folder.mkdir()
+        for _attempt in range(2):
+            done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+            if expected is not None:
+                assert done.stdout == expected
+        assert list(folder.iterdir()) == []  # the examples leave the reader's folder alone

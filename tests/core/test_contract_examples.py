@@ -1,4 +1,5 @@
-"""The seed's examples, verbatim, in a fresh directory and a fresh interpreter."""
+"""The in-proxy API's examples and the store's contract, verbatim, in a fresh directory
+and a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-SEED_EXAMPLE = textwrap.dedent("""
+IN_PROXY_EXAMPLE = textwrap.dedent("""
     from modelboard.core import model_config_manager, model_config_service
     model_config_manager.set_model_selection("openai", "gpt-4")
     print(model_config_manager.get_model_selection("openai").model_name)      # gpt-4
@@ -26,8 +27,8 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
-def test_seed_examples_work_verbatim_on_the_default_file(tmp_path: Path) -> None:
-    done = run_python(SEED_EXAMPLE, tmp_path)
+def test_in_proxy_examples_work_verbatim_on_the_default_file(tmp_path: Path) -> None:
+    done = run_python(IN_PROXY_EXAMPLE, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["gpt-4", "True", "True"]
     stored = json.loads((tmp_path / "config" / "model_selections.json").read_text())
@@ -36,7 +37,7 @@ def test_seed_examples_work_verbatim_on_the_default_file(tmp_path: Path) -> None
 
 
 def test_selections_persist_into_a_new_process(tmp_path: Path) -> None:
-    assert run_python(SEED_EXAMPLE, tmp_path).returncode == 0
+    assert run_python(IN_PROXY_EXAMPLE, tmp_path).returncode == 0
     done = run_python(
         "from modelboard.core import open_store\n"
         "s = open_store()\n"
