@@ -21,6 +21,7 @@ from .actor import default_actor
 from .backend import Backend, Commit, StoredState
 from .catalog import Catalog
 from .errors import (
+    BackendUnavailableError,
     ConfigurationError,
     ConflictError,
     LockedError,
@@ -190,6 +191,8 @@ class SelectionStore:
         try:
             state = self._backend.load()
         except ConfigurationError as error:
+            if isinstance(error, BackendUnavailableError):
+                raise  # unreachable is not corrupt: nothing to copy aside or recover from
             self.load_error = error
             kept = ""
             try:
@@ -363,9 +366,19 @@ class SelectionStore:
         working = dict(current)
         history: list[HistoryEntry] = []
         now = utc_now()
+        touched: set[str] = set()
         for op in operations:
             provider = op.provider
             existing = working.get(provider)
+            if provider in touched and op.expect is not UNSET:
+                # A later operation on the same provider expects what the earlier ones
+                # in this transaction left, not what was stored before them.
+                if (existing.model_name if existing else None) != op.expect:
+                    raise ConflictError(
+                        provider, theirs=existing.model_name if existing else None,
+                        mine=op.model if op.action == "set" else _describe(op, existing),
+                        theirs_by=existing.updated_by if existing else None)
+            touched.add(provider)
             if op.action == "set":
                 assert op.model is not None
                 self.catalog.validate(provider, op.model)

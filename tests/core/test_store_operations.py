@@ -13,15 +13,19 @@ from pathlib import Path
 import filelock
 import pytest
 
-from modelboard.core import Catalog, open_store
+from modelboard.core import Catalog, SelectionStore, open_store
 from modelboard.core.actor import default_actor
+from modelboard.core.backend import StoredState
 from modelboard.core.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
     ConflictError,
     LockedError,
     ModelboardError,
     NotFoundError,
     ValidationError,
 )
+from modelboard.core.filebackend import FileBackend
 
 
 def file_models(path: Path) -> dict[str, str]:
@@ -427,3 +431,39 @@ def test_unknown_entries_load_with_warnings_writes_validate_what_they_change(
     strict = Catalog.from_mapping({"openai": ["gpt-9000"], "acme": ["rocket-1"],
                                    "anthropic": ["claude-3-haiku"]})
     assert open_store(data_file, catalog=strict).validate() == []
+
+
+def test_a_later_expect_in_a_transaction_is_checked_against_the_earlier_operations(
+        data_file: Path) -> None:
+    store = open_store(data_file)
+    store.set_model_selection("openai", "gpt-4o")
+    before = data_file.read_bytes()
+    with pytest.raises(ConflictError) as raised, store.transaction() as tx:
+        tx.set_model_selection("openai", "gpt-4.1")
+        tx.set_model_selection("openai", "o3", expect="gpt-4o")  # it is gpt-4.1 by then
+    assert raised.value.theirs == "gpt-4.1" and raised.value.mine == "o3"
+    assert data_file.read_bytes() == before
+    with store.transaction() as tx:
+        tx.set_model_selection("openai", "gpt-4.1")
+        tx.set_model_selection("openai", "o3", expect="gpt-4.1")
+    assert file_models(data_file) == {"openai": "o3"}
+
+
+class _UnreachableOnce(FileBackend):
+    """A backend whose first read fails as an unreachable server's would."""
+
+    def load(self) -> StoredState:
+        raise BackendUnavailableError_(str(self.location))
+
+
+class BackendUnavailableError_(BackendUnavailableError, ConfigurationError):
+    pass
+
+
+def test_an_unreachable_backend_at_start_is_raised_not_treated_as_corrupt(
+        data_file: Path) -> None:
+    open_store(data_file).set_model_selection("openai", "gpt-4o")
+    before = sorted(p.name for p in data_file.parent.iterdir())
+    with pytest.raises(BackendUnavailableError):
+        SelectionStore(_UnreachableOnce(data_file))
+    assert sorted(p.name for p in data_file.parent.iterdir()) == before  # nothing copied aside
