@@ -370,14 +370,14 @@ class SelectionStore:
         for op in operations:
             provider = op.provider
             existing = working.get(provider)
-            if provider in touched and op.expect is not UNSET:
-                # A later operation on the same provider expects what the earlier ones
-                # in this transaction left, not what was stored before them.
-                if (existing.model_name if existing else None) != op.expect:
-                    raise ConflictError(
-                        provider, theirs=existing.model_name if existing else None,
-                        mine=op.model if op.action == "set" else _describe(op, existing),
-                        theirs_by=existing.updated_by if existing else None)
+            # A later operation on the same provider expects what the earlier ones in
+            # this transaction left, not what was stored before them.
+            if (provider in touched and op.expect is not UNSET
+                    and (existing.model_name if existing else None) != op.expect):
+                raise ConflictError(
+                    provider, theirs=existing.model_name if existing else None,
+                    mine=op.model if op.action == "set" else _describe(op, existing),
+                    theirs_by=existing.updated_by if existing else None)
             touched.add(provider)
             if op.action == "set":
                 assert op.model is not None
