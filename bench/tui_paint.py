@@ -135,12 +135,12 @@ def run(quick: bool) -> list[Figure]:
             paint, times, cpu_times, in_place = asyncio.run(_ours(data_file, count, changes))
             large = count == 10_000
             figures.append(Figure(
-                f"tui first paint, {count:,} providers", paint * 1000, base_paint * 1000, "ms",
+                f"5 editor: first paint, {count:,} providers", paint * 1000, base_paint * 1000, "ms",
                 "< 1000 ms" if large else "", (paint < 1.0) if large else None,
                 "headless 120x40; baseline: bare DataTable, same rows"))
             ours_p95, base_p95 = percentile(times, 0.95), percentile(base_times, 0.95)
             figures.append(Figure(
-                f"tui repaint one change p95, {count:,} providers", ours_p95 * 1000,
+                f"5 editor: one change repainted, p95, {count:,} providers", ours_p95 * 1000,
                 base_p95 * 1000, "ms", "< 100 ms, in place" if large else "in place",
                 (ours_p95 < 0.1 and in_place) if large else in_place,
                 f"{changes} changes to rows on screen; in place: {in_place}; CPU per change "
