@@ -135,7 +135,8 @@ def run(quick: bool) -> list[Figure]:
             paint, times, cpu_times, in_place = asyncio.run(_ours(data_file, count, changes))
             large = count == 10_000
             figures.append(Figure(
-                f"5 editor: first paint, {count:,} providers", paint * 1000, base_paint * 1000, "ms",
+                f"5 editor: first paint, {count:,} providers",
+                paint * 1000, base_paint * 1000, "ms",
                 "< 1000 ms" if large else "", (paint < 1.0) if large else None,
                 "headless 120x40; baseline: bare DataTable, same rows"))
             ours_p95, base_p95 = percentile(times, 0.95), percentile(base_times, 0.95)
