@@ -342,8 +342,7 @@ class FileBackend:
     def _append_history(self, entries: list[HistoryEntry], path: Path) -> None:
         if not entries:
             return
-        lines = "".join(json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
-                        for entry in entries).encode("utf-8")
+        lines = "".join(entry.to_line() + "\n" for entry in entries).encode("utf-8")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

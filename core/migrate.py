@@ -8,7 +8,6 @@ selections or history someone else stored, and a failed one leaves nothing behin
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 
@@ -87,8 +86,7 @@ def _store_into_empty_file(backend: FileBackend, selections: Mapping[str, Select
         except OSError as exc:
             raise ConfigurationError(f"cannot create folder: {exc.strerror}",
                                      path=str(history_path.parent)) from None
-        lines = "".join(json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
-                        for entry in history).encode("utf-8")
+        lines = "".join(entry.to_line() + "\n" for entry in history).encode("utf-8")
         backend._write_atomically(history_path, lines, durable=True)
 
     def only_if_empty(current: Mapping[str, Selection]) -> Commit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -236,6 +237,10 @@ class HistoryEntry:
             "revision": self.revision,
             **({"reason": self.reason} if self.reason is not None else {}),
         }
+
+    def to_line(self) -> str:
+        """The entry as one line of history (JSON, sorted keys, no newline)."""
+        return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HistoryEntry:

@@ -333,8 +333,8 @@ class RedisBackend:
                 continue
             rendered = render_document(result.selections)
             revision = revision_of_bytes(rendered)
-            lines = [json.dumps(replace(entry, revision=revision).to_json(), ensure_ascii=False,
-                                sort_keys=True).encode("utf-8") for entry in result.history]
+            lines = [replace(entry, revision=revision).to_line().encode("utf-8")
+                     for entry in result.history]
             reply = self._swap(belief, rendered, revision, lines)
             if reply[0] == 1:
                 new_counter = int(reply[1])
@@ -403,8 +403,7 @@ class RedisBackend:
         pipe.set(self.keys.backup, rendered)
         pipe.incr(self.keys.counter)
         for entry in history:
-            line = json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)
-            pipe.xadd(self.keys.history, {"entry": line.encode("utf-8")},
+            pipe.xadd(self.keys.history, {"entry": entry.to_line().encode("utf-8")},
                       maxlen=self.history_limit, approximate=True)
         pipe.publish(self.keys.channel, f"{counter} {revision}")
 
