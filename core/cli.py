@@ -40,7 +40,7 @@ from .errors import (
 )
 from .fileformat import parse_document
 from .models import ChangeEvent, HistoryEntry, ProviderChange, Selection, utc_now
-from .opening import open_store, resolve_location
+from .opening import open_store, resolve_catalog, resolve_location
 from .service import selection_to_dict
 from .store import UNSET, SelectionStore
 
@@ -236,7 +236,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
                        help="the selections file or a redis:// URL "
                             "(default: $MODELBOARD_FILE, else config/model_selections.json)")
     group.add_argument("--catalog", metavar="FILE", default=default(None),
-                       help="a catalog file (JSON or TOML) of providers and their models")
+                       help="a catalog file (JSON or TOML) of providers and their models "
+                            "(default: $MODELBOARD_CATALOG, else the bundled catalog)")
     group.add_argument("--actor", metavar="NAME", default=default(None),
                        help="who is recorded as making changes (default: user@host)")
     group.add_argument("--read-only", action="store_true", default=default(False),
@@ -363,8 +364,7 @@ class Session:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            path = self.args.catalog
-            self._catalog = Catalog.from_file(path) if path else Catalog.default()
+            self._catalog = resolve_catalog(self.args.catalog)
         return self._catalog
 
     def open(self, *, read_only: bool, location: str | None = None) -> SelectionStore:

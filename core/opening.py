@@ -14,10 +14,18 @@ from .filebackend import FileBackend
 from .service import ModelConfigService
 from .store import SelectionStore
 
-__all__ = ["DEFAULT_PATH", "ENV_VAR", "open_store", "resolve_location"]
+__all__ = [
+    "CATALOG_ENV_VAR",
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "open_store",
+    "resolve_catalog",
+    "resolve_location",
+]
 
 DEFAULT_PATH = "config/model_selections.json"
 ENV_VAR = "MODELBOARD_FILE"
+CATALOG_ENV_VAR = "MODELBOARD_CATALOG"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -26,6 +34,17 @@ def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
     if location is not None and os.fspath(location):
         return os.fspath(location)
     return os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def resolve_catalog(catalog: Catalog | str | Path | None = None) -> Catalog:
+    """The given catalog (or catalog file), else ``$MODELBOARD_CATALOG``, else the bundled one.
+
+    The variable spares every proxy, editor and command its own ``--catalog``.
+    """
+    if isinstance(catalog, Catalog):
+        return catalog
+    path = catalog or os.environ.get(CATALOG_ENV_VAR)
+    return Catalog.from_file(path) if path else Catalog.default()
 
 
 def _backend_for(location: str, *, read_only: bool) -> Backend:
@@ -46,14 +65,13 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
                read_only: bool = False, watch: bool = False) -> SelectionStore:
     """Open the selections at ``location`` (a file path or a ``redis://`` URL).
 
-    ``catalog`` is a Catalog, or the path of a catalog file (JSON or TOML); the bundled
-    catalog otherwise. ``read_only`` writes nothing at all, not even a lock file.
-    ``watch`` starts the background reload thread (see ``start_watching``).
+    ``catalog`` is a Catalog, or the path of a catalog file (JSON or TOML); else
+    ``$MODELBOARD_CATALOG``, else the bundled catalog. ``read_only`` writes nothing at
+    all, not even a lock file. ``watch`` starts the background reload thread (see
+    ``start_watching``).
     """
-    if isinstance(catalog, str | Path):
-        catalog = Catalog.from_file(catalog)
     store = SelectionStore(_backend_for(resolve_location(location), read_only=read_only),
-                           catalog=catalog, actor=actor)
+                           catalog=resolve_catalog(catalog), actor=actor)
     if watch:
         store.start_watching()
     return store

@@ -12,6 +12,7 @@ import pytest
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No MODELBOARD_FILE from the developer's shell, a fixed actor, no colour."""
     monkeypatch.delenv("MODELBOARD_FILE", raising=False)
+    monkeypatch.delenv("MODELBOARD_CATALOG", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("SUDO_USER", raising=False)
     monkeypatch.setenv("USER", "tester")

@@ -162,3 +162,6 @@ def test_validate_checks_several_files_with_the_given_catalog(modelboard: Modelb
         f"{missing}: no such file",
     ]
     assert outcome.err == "modelboard: 2 of 3 files are not valid\n"
+
+    from_environment = modelboard("validate", str(good), env={"MODELBOARD_CATALOG": str(catalog)})
+    assert from_environment.code == 0, from_environment.err

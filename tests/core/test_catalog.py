@@ -127,6 +127,20 @@ def test_open_store_takes_a_catalog_path(tmp_path: Path, data_file: Path) -> Non
     assert store.set_model_selection("acme", "rocket-1").model_name == "rocket-1"
 
 
+def test_modelboard_catalog_names_the_catalog_when_none_is_given(
+        tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_catalog(tmp_path, "catalog.toml", TOML_EXTEND)
+    with pytest.raises(ValidationError):
+        open_store(data_file).set_model_selection("acme", "rocket-1")
+    monkeypatch.setenv("MODELBOARD_CATALOG", str(path))
+    assert open_store(data_file).set_model_selection("acme", "rocket-1").model_name == "rocket-1"
+    explicit = Catalog.from_mapping({"lab": None})
+    assert "acme" not in open_store(data_file, catalog=explicit).catalog  # given beats the variable
+    monkeypatch.setenv("MODELBOARD_CATALOG", str(tmp_path / "gone.toml"))
+    with pytest.raises(ConfigurationError, match=r"gone\.toml"):
+        open_store(data_file)
+
+
 @pytest.mark.parametrize(("name", "text", "fragment", "where"), [
     ("bad.json", '{"providers": {"acme": ["rocket-1",]}}', "Expecting value", (1, 36)),
     ("bad.toml", '[providers]\nacme = ["rocket-1"\nlab = 1\n', "Unclosed array", (3, 1)),
