@@ -23,11 +23,13 @@ from .errors import (
 )
 from .models import ChangeEvent, HistoryEntry, ProviderChange, Selection, Snapshot
 from .opening import (
+    CATALOG_ENV_VAR,
     DEFAULT_PATH,
     ENV_VAR,
     model_config_manager,
     model_config_service,
     open_store,
+    resolve_catalog,
     resolve_location,
 )
 from .service import ModelConfigService
@@ -36,6 +38,7 @@ from .store import SelectionStore, Transaction
 __version__ = "0.1.0"
 
 __all__ = [
+    "CATALOG_ENV_VAR",
     "DEFAULT_PATH",
     "ENV_VAR",
     "Catalog",
@@ -59,5 +62,6 @@ __all__ = [
     "model_config_manager",
     "model_config_service",
     "open_store",
+    "resolve_catalog",
     "resolve_location",
 ]

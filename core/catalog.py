@@ -147,6 +147,11 @@ class Catalog(Mapping[str, ProviderSpec]):
     def __len__(self) -> int:
         return len(self._providers)
 
+    def __repr__(self) -> str:
+        names = sorted(self._providers)
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        return f"<Catalog of {len(names)} providers: {shown}>"
+
     # -- rules --------------------------------------------------------------------------
     def models(self, provider: str) -> tuple[str, ...]:
         """The models listed for ``provider`` (empty for an unknown one)."""

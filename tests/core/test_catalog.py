@@ -165,3 +165,8 @@ def test_bad_catalog_files_give_one_line_naming_the_spot(
 def test_missing_catalog_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read catalog: No such file"):
         Catalog.from_file(tmp_path / "nope.json")
+
+
+def test_a_catalog_says_what_it_holds_when_printed() -> None:
+    assert repr(Catalog.from_mapping({"b": ["m"], "a": None})) == "<Catalog of 2 providers: a, b>"
+    assert repr(Catalog.default()).startswith(f"<Catalog of {len(Catalog.default())} providers: ")
