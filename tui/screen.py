@@ -353,7 +353,7 @@ class MainScreen(Screen[None]):
         marked = table.marked_count
         if marked:
             right.append(f"{marked} marked")
-        right.append(f"sort: {table.sort_order}")
+        right.append(f"sort: {table.row_order}")
         summary = " · ".join(right)
         badge = " READ-ONLY " if self.read_only else ""
         room = self.app.size.width - len(summary) - len(badge) - len("modelboard") - 8
@@ -662,7 +662,7 @@ class MainScreen(Screen[None]):
         self._after_rows_changed()
 
     def action_sort(self) -> None:
-        order = SORT_ORDERS[(SORT_ORDERS.index(self.table.sort_order) + 1) % len(SORT_ORDERS)]
+        order = SORT_ORDERS[(SORT_ORDERS.index(self.table.row_order) + 1) % len(SORT_ORDERS)]
         self.table.set_sort(order)
         self._update_status()
 

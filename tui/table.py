@@ -226,9 +226,7 @@ class SelectionTable(ScrollView, can_focus=True):
         self._strips_style: Style | None = None
         self._base_style = Style()
         self.filter_text = ""
-        # Shadows Widget.sort_order (an int used only by sort_children() without a key,
-        # which nothing calls on this widget's parent); the name is the table's interface.
-        self.sort_order: SortOrder = "provider"  # type: ignore[assignment]
+        self.row_order: SortOrder = "provider"
 
     # -- what the screen asks -------------------------------------------------------------
     @property
@@ -378,7 +376,7 @@ class SelectionTable(ScrollView, can_focus=True):
         self._rebuild(keep=self.highlighted_provider)
 
     def set_sort(self, order: SortOrder) -> None:
-        self.sort_order = order
+        self.row_order = order
         self._rebuild(keep=self.highlighted_provider)
 
     def set_widths(self, widths: ColumnWidths) -> None:
@@ -568,12 +566,12 @@ class SelectionTable(ScrollView, can_focus=True):
             needle in (selection.updated_by or "").casefold()
 
     def _sort_key(self) -> Callable[[str], tuple[object, ...]]:
-        return _SORT_KEYS[self.sort_order](self._rows)
+        return _SORT_KEYS[self.row_order](self._rows)
 
     def _sort_value_moves(self, old: Selection | None, new: Selection | None) -> bool:
-        if self.sort_order == "model":
+        if self.row_order == "model":
             return (old.model_name if old else None) != (new.model_name if new else None)
-        if self.sort_order == "updated":
+        if self.row_order == "updated":
             return (old.last_updated if old else None) != (new.last_updated if new else None)
         return False
 

@@ -309,15 +309,15 @@ async def test_sort_cycles_and_keeps_the_cursor_on_its_provider(
         table = app.main.table
         put_cursor_on(app, "openai")
         await pilot.press("s")
-        assert table.sort_order == "model"
+        assert table.row_order == "model"
         assert table.visible_providers()[:2] == ["anthropic", "google"]
         assert table.highlighted_provider == "openai"
         await pilot.press("s")
-        assert table.sort_order == "updated"
+        assert table.row_order == "updated"
         assert table.visible_providers()[:3] == ["vllm", "openai", "google"]
         assert table.highlighted_provider == "openai"
         await pilot.press("s")
-        assert table.sort_order == "provider"
+        assert table.row_order == "provider"
         assert "sort: provider" in screen_text(app)
 
 

@@ -109,7 +109,7 @@ async def test_click_selects_the_row_under_the_mouse_after_scrolling(
 
         await pilot.click(SelectionTable, offset=(30, 0))  # the "model" title
         await pilot.pause()
-        assert table.sort_order == "model"
+        assert table.row_order == "model"
         assert table.highlighted_provider == shown[2]  # the cursor followed its provider
         assert on_screen(app, shown[2])
 
@@ -151,7 +151,7 @@ async def test_a_change_that_moves_a_row_keeps_the_cursor_on_its_provider(
         await wait_for(pilot, lambda: table.row_count > COUNT)
         await wait_for(pilot, lambda: app.store.watching, what="the watcher")
         await pilot.press("s", "s")  # newest first
-        assert table.sort_order == "updated"
+        assert table.row_order == "updated"
         table.move_cursor(row=table.get_row_index("provider-00004"))
         await pilot.pause()
         assert table.get_row_index("anthropic") == COUNT  # the oldest selection, far below
