@@ -50,6 +50,13 @@ class _Located(Exception):
         self.offset = offset
 
 
+def _skip_whitespace(text: str, offset: int) -> int:
+    """The offset of the first non-whitespace character at or after ``offset``."""
+    match = _WHITESPACE.match(text, offset)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
@@ -143,7 +150,7 @@ def _decode_value(text: str, offset: int) -> tuple[Any, int]:
 
 def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
     """Decode the top-level object, returning (key, value, offset of key) in file order."""
-    offset = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    offset = _skip_whitespace(text, 0)
     if offset == len(text):
         raise _Located("file is empty; expected a JSON object", 0)
     if text[offset] != "{":
@@ -156,7 +163,7 @@ def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
     entries: list[tuple[str, Any, int]] = []
     seen: set[str] = set()
     while True:
-        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        offset = _skip_whitespace(text, offset)
         if not entries and offset < len(text) and text[offset] == "}":
             offset += 1
             break
@@ -170,16 +177,16 @@ def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
         if key in seen:
             raise _Located(f"duplicate provider {key!r}", key_offset)
         seen.add(key)
-        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        offset = _skip_whitespace(text, offset)
         if offset >= len(text) or text[offset] != ":":
             raise _Located("expecting ':' after the provider name", offset)
-        offset = _WHITESPACE.match(text, offset + 1).end()  # type: ignore[union-attr]
+        offset = _skip_whitespace(text, offset + 1)
         value_offset = offset
         value, offset = _decode_value(text, offset)
         if _has_containers(value) and _depth(value, MAX_DEPTH) > MAX_DEPTH:
             raise _Located(f"nesting deeper than {MAX_DEPTH} levels", value_offset)
         entries.append((key, value, key_offset))
-        offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+        offset = _skip_whitespace(text, offset)
         if offset < len(text) and text[offset] == ",":
             offset += 1
             continue
@@ -187,7 +194,7 @@ def _top_level_entries(text: str) -> list[tuple[str, Any, int]]:
             offset += 1
             break
         raise _Located("expecting ',' or '}' after a selection", offset)
-    offset = _WHITESPACE.match(text, offset).end()  # type: ignore[union-attr]
+    offset = _skip_whitespace(text, offset)
     if offset != len(text):
         raise _Located("unexpected text after the top-level object", offset)
     return entries
