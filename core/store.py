@@ -143,7 +143,6 @@ class SelectionStore:
         self._watch_thread: threading.Thread | None = None
         self._watch_stop = threading.Event()
         self._watch_ready = threading.Event()
-        self._closed = False
         self._load_at_start()
 
     # -- reading (the proxy's hot path) -----------------------------------------------------
