@@ -47,12 +47,12 @@ class ModelboardApp(App[int]):
         self.store = store
         self.read_only_reason = read_only_reason
         self.clock = clock
-        self.watch = watch
+        self.follow_changes = watch  # not ``watch``: that is Textual's DOMNode.watch()
         self.cursor_blink = cursor_blink
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.store, clock=self.clock, read_only_reason=self.read_only_reason,
-                          watch=self.watch)
+                          watch=self.follow_changes)
 
     @property
     def main(self) -> MainScreen:

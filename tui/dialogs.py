@@ -30,7 +30,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from modelboard.core import HistoryEntry, ValidationError
+from modelboard.core import HistoryEntry, ModelboardError, ValidationError
 
 from .display import DASH, clean, relative_time, safe_text
 
@@ -435,6 +435,12 @@ class ConflictScreen(ModalScreen[ConflictChoice | None]):
                     yield Button("Edit again", variant="primary", id="edit-again")
             yield Static("o overwrite · t keep theirs · e edit again", id="dialog-hint")
 
+    def on_mount(self) -> None:
+        # Enter presses the focused button: it must be one that writes nothing, so an
+        # enter typed ahead (or out of habit) never overwrites their change.
+        self.query_one("#edit-again" if self._can_edit_again else "#keep-theirs",
+                       Button).focus()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "choose" and parameters == ("edit-again",):
             return self._can_edit_again
@@ -464,9 +470,18 @@ class HistoryScreen(ModalScreen[str | None]):
     ]
 
     class Loaded(Message):
+        """The history was read (posted from the reading thread)."""
+
         def __init__(self, entries: list[HistoryEntry]) -> None:
             super().__init__()
             self.entries = entries
+
+    class LoadFailed(Message):
+        """The history could not be read (no permission, a folder, the server gone)."""
+
+        def __init__(self, error: ModelboardError) -> None:
+            super().__init__()
+            self.error = error
 
     def __init__(self, provider: str, *, load: Callable[[], list[HistoryEntry]],
                  now: Callable[[], datetime], can_restore: bool) -> None:
@@ -498,7 +513,16 @@ class HistoryScreen(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="history")
     def _read_history(self) -> None:
-        self.post_message(self.Loaded(self._load()))
+        try:
+            entries = self._load()
+        except ModelboardError as error:
+            self.post_message(self.LoadFailed(error))
+        else:
+            self.post_message(self.Loaded(entries))
+
+    def on_history_screen_load_failed(self, message: LoadFailed) -> None:
+        self.query_one("#history-status", Static).update(
+            safe_text(f"cannot read the history: {message.error}"))
 
     def on_history_screen_loaded(self, message: Loaded) -> None:
         self._entries = message.entries

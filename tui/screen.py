@@ -185,6 +185,7 @@ class MainScreen(Screen[None]):
         Binding("e", "explain('edit')", "Why not", show=False, system=True, id="edit.why"),
         Binding("l", "lock", "Lock", id="lock",
                 tooltip="Lock (with a reason) or unlock; asks first"),
+        Binding("l", "explain('lock')", "Why not", show=False, system=True, id="lock.why"),
         Binding("d", "remove", "Remove", id="remove",
                 tooltip="Remove the selection; asks first"),
         Binding("d", "explain('remove')", "Why not", show=False, system=True, id="remove.why"),
@@ -192,6 +193,7 @@ class MainScreen(Screen[None]):
                 tooltip="Mark or unmark the row for a bulk change"),
         Binding("b", "bulk", "Bulk", id="bulk",
                 tooltip="Set one model on every marked row, after a review"),
+        Binding("b", "explain('bulk')", "Why not", show=False, system=True, id="bulk.why"),
         Binding("h", "history", "History", id="history",
                 tooltip="Past changes; restore an older model"),
         Binding("slash", "filter", "Filter", id="filter", key_display="/",
@@ -240,7 +242,7 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.read_only = store.read_only
         self.read_only_reason = read_only_reason
-        self.watch = watch
+        self.follow_changes = watch  # not ``watch``: that is Textual's DOMNode.watch()
         self._saves_in_flight = 0
         self.quit_when_saved = False
         self._lines: dict[str, Text] = {}
@@ -278,7 +280,7 @@ class MainScreen(Screen[None]):
         self._update_status()
         self._update_detail()
         self.set_interval(AGE_REFRESH_SECONDS, self._refresh_ages, name="ages")
-        if self.watch:
+        if self.follow_changes:
             self._follow_store()
 
     def on_resize(self, event: Resize) -> None:
@@ -379,7 +381,8 @@ class MainScreen(Screen[None]):
         selection = self.table.selection_of(provider)
         line = Text.assemble((clean(provider), "bold"), "  ")
         if selection is None:
-            line.append("no model selected" + ("" if self.read_only else "; e sets one"))
+            can_set = self.check_action("edit", ()) is True
+            line.append("no model selected" + ("; e sets one" if can_set else ""))
         else:
             line.append(clean(selection.model_name), style="bold")
             when = relative_time(selection.last_updated, self.clock())
@@ -437,6 +440,8 @@ class MainScreen(Screen[None]):
         """One line saying why ``action`` is unavailable on the highlighted row."""
         if self.store.load_error is not None:
             return f"{self.store.location} cannot be read; changes wait until it is fixed"
+        if action == "bulk":
+            return "no rows are marked; space marks the highlighted row"
         provider = self.table.highlighted_provider
         if provider is None:
             return "no provider is highlighted"
@@ -450,7 +455,8 @@ class MainScreen(Screen[None]):
         return f"{action} is not available here"
 
     def action_explain(self, action: str) -> None:
-        self.notify(clean(self.why_not(action)), title=f"Cannot {action}",
+        what = "set marked rows" if action == "bulk" else action
+        self.notify(clean(self.why_not(action)), title=f"Cannot {what}",
                     severity="warning", markup=False)
 
     def available_commands(self) -> list[tuple[str, str, str]]:
@@ -489,11 +495,12 @@ class MainScreen(Screen[None]):
     @on(SelectionTable.RowSelected, "#selections")
     async def _row_selected(self, event: SelectionTable.RowSelected) -> None:
         event.stop()
-        if self.read_only or self.app.screen is not self:
+        if self.app.screen is not self:
             return  # a dialog is already open (a fast second click)
-        if self.check_action("edit", ()):
+        available = self.check_action("edit", ())
+        if available:
             self.action_edit()
-        else:
+        elif available is None:
             self.action_explain("edit")
 
     @on(SelectionTable.HeaderSelected, "#selections")
@@ -624,8 +631,7 @@ class MainScreen(Screen[None]):
             return
         selection = self.store.get_model_selection(provider)
         expect = selection.model_name if selection else None
-        locked = selection is not None and selection.locked
-        can_restore = not self.read_only and not locked and self.store.load_error is None
+        can_restore = self.check_action("edit", ()) is True  # restoring is editing
 
         def restore(model: str | None) -> None:
             if model is not None:

@@ -272,9 +272,9 @@ class SelectionTable(ScrollView, can_focus=True):
 
     @property
     def marked(self) -> list[str]:
-        """Marked providers, in table order (kept as a set: a 10,000-row scan per keypress
-        would be felt)."""
-        return [p for p in self._rows if p in self._marked]
+        """Marked providers in the table's sort order, shown or filtered out (kept as a
+        set: a 10,000-row scan per keypress would be felt)."""
+        return sorted(self._marked, key=self._sort_key())
 
     def providers_on_screen(self) -> list[str]:
         """The providers whose rows the viewport shows now, top to bottom."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tui_helpers import (
+    FIXTURES,
     screen_text,
     stored,
     wait_for,
@@ -20,6 +21,7 @@ from modelboard.core import Catalog
 from modelboard.tui import ModelboardApp
 from modelboard.tui.dialogs import (
     BulkReview,
+    ConflictChoice,
     ConflictScreen,
     HelpScreen,
     HistoryScreen,
@@ -552,3 +554,112 @@ def test_rank_models_orders_exact_prefix_word_substring_then_letters() -> None:
 def test_another_process_helper_really_writes(seeded_file: Path) -> None:
     write_from_another_process(seeded_file, "store.set_model_selection('openai', 'gpt-5')")
     assert stored(seeded_file)["openai"]["updated_by"] == "mallory@elsewhere"
+
+
+# -- safety nets -----------------------------------------------------------------------------
+async def test_enter_on_a_conflict_never_overwrites_theirs(seeded_file: Path, open_app) -> None:
+    app = open_app(seeded_file, watch=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.store.watching, what="the watcher")
+        put_cursor_on(app, "openai")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await write_from_another_process_async(
+            seeded_file, "store.set_model_selection('openai', 'gpt-5')")
+        await wait_for(pilot, lambda: app.store.get_model_selection("openai").model_name
+                       == "gpt-5", what="the other change")
+        await pilot.press(*"gpt-4.1", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+        await pilot.press("enter")  # typed ahead, or out of habit: edits again
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        assert app.screen.query_one("#model-filter").value == "gpt-4.1"
+        assert not app.main.saving
+        assert stored(seeded_file)["openai"]["model_name"] == "gpt-5"
+
+
+async def test_enter_on_a_remove_conflict_keeps_theirs(seeded_file: Path, open_app) -> None:
+    app = open_app(seeded_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        choices: list[object] = []
+        app.push_screen(ConflictScreen(provider="openai", theirs="gpt-5", theirs_by="x",
+                                       mine=None, can_edit_again=False), choices.append)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: choices, what="a choice")
+        assert choices == [ConflictChoice.KEEP_THEIRS]
+
+
+async def test_unreadable_history_is_reported_and_the_editor_stays(
+        seeded_file: Path, open_app) -> None:
+    history = seeded_file.with_name("model_selections.history.jsonl")
+    history.unlink()
+    history.mkdir()  # stands for a history this user may not read
+    app = open_app(seeded_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        put_cursor_on(app, "openai")
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await wait_for(pilot, lambda: "cannot read the history" in screen_text(app),
+                       what="the reason")
+        assert app.is_running
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+
+async def test_a_bad_file_never_invites_a_key_that_waits(data_file: Path, open_app) -> None:
+    data_file.parent.mkdir(parents=True)
+    data_file.write_bytes((FIXTURES / "broken.json").read_bytes())
+    app = open_app(data_file)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        put_cursor_on(app, "cohere")
+        await pilot.pause()
+        assert "e sets one" not in screen_text(app).splitlines()[-2]
+        await pilot.press("l")
+        await wait_for(pilot, lambda: "Cannot lock" in screen_text(app), what="why not")
+
+
+async def test_keys_that_do_nothing_here_say_why(seeded_file: Path, open_app) -> None:
+    app = open_app(seeded_file)
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        put_cursor_on(app, "cohere")  # nothing selected: nothing to lock
+        await pilot.press("l")
+        await wait_for(pilot, lambda: "cohere has no model selected" in screen_text(app))
+        await pilot.press("b")  # nothing marked
+        await wait_for(pilot, lambda: "no rows are marked" in screen_text(app))
+        assert app.screen is app.main
+
+
+async def test_marked_rows_are_reviewed_in_table_order(seeded_file: Path, open_app) -> None:
+    app = open_app(seeded_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for provider in ("openrouter", "lmstudio", "ollama"):
+            put_cursor_on(app, provider)
+            await pilot.press("space")
+        assert app.main.table.marked == ["lmstudio", "ollama", "openrouter"]
+        await pilot.press("s")  # by model: all three unset, then by provider
+        assert app.main.table.marked == ["lmstudio", "ollama", "openrouter"]
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press(*"llama3", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, BulkReview))
+        rows = [line.split()[1] for line in screen_text(app).splitlines()
+                if "->" in line]
+        assert rows == ["lmstudio", "ollama", "openrouter"]
+
+
+async def test_screen_and_app_keep_textuals_watch_method(seeded_file: Path, open_app) -> None:
+    app = open_app(seeded_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        seen: list[str] = []
+
+        def screen_saw(theme: str) -> None:
+            seen.append(f"screen: {theme}")
+
+        def app_saw(theme: str) -> None:
+            seen.append(f"app: {theme}")
+
+        app.main.watch(app, "theme", screen_saw, init=False)
+        app.watch(app, "theme", app_saw, init=False)
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert sorted(seen) == ["app: textual-light", "screen: textual-light"]
