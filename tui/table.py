@@ -495,12 +495,15 @@ class SelectionTable(ScrollView, can_focus=True):
                 return Strip.blank(width, fill)
             provider = self._order[index]
             if index == self._cursor:
-                # Drawn afresh, never cached: the cursor spans the whole width, and a row's
-                # own style (dim when locked, the flash) still shows through it.
-                row = self._rows[provider]
+                # The row's cached text restyled: the cursor spans the whole width, a row's
+                # own style (dim when locked, the flash) still shows through it, and its
+                # age is the one its neighbours were drawn with, not a newer one.
                 cursor = self.get_component_rich_style("selection-table--cursor")
                 fill = self._base_style + cursor
-                strip = self._strip(self._values(provider, row), fill + self._row_style(row))
+                style = fill + self._row_style(self._rows[provider])
+                cached = self._row_strip(provider)
+                strip = Strip([Segment(segment.text, style) for segment in cached],
+                              cached.cell_length)
             else:
                 strip = self._row_strip(provider)
         return strip.crop(scroll_x, scroll_x + width).adjust_cell_length(width, fill)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tui_helpers import (
     FIXTURES,
+    NOW,
     screen_text,
     stored,
     wait_for,
@@ -17,7 +19,7 @@ from tui_helpers import (
     write_from_another_process_async,
 )
 
-from modelboard.core import Catalog
+from modelboard.core import Catalog, open_store
 from modelboard.tui import ModelboardApp
 from modelboard.tui.dialogs import (
     BulkReview,
@@ -663,3 +665,30 @@ async def test_screen_and_app_keep_textuals_watch_method(seeded_file: Path, open
         app.theme = "textual-light"
         await pilot.pause()
         assert sorted(seen) == ["app: textual-light", "screen: textual-light"]
+
+
+
+async def test_rows_age_together_whatever_the_cursor(seeded_file: Path) -> None:
+    now = [NOW]
+    store = open_store(seeded_file, actor="tester@host")
+    app = ModelboardApp(store, clock=lambda: now[0], watch=False, cursor_blink=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.main.table
+            put_cursor_on(app, "openai")
+            await pilot.pause()
+            assert "30s ago" in table.row_text("vllm")
+            now[0] = NOW + timedelta(seconds=12)
+            put_cursor_on(app, "vllm")  # drawn again as highlighted, with the rows' "now"
+            await pilot.pause()
+            assert "30s ago" in screen_row(app, "vllm")
+            table.refresh_ages()  # the periodic tick: every row ages at once
+            await pilot.pause()
+            assert "42s ago" in screen_row(app, "vllm")
+    finally:
+        store.close()
+
+
+def screen_row(app: ModelboardApp, provider: str) -> str:
+    return next(line for line in screen_text(app).splitlines()[:-2]
+                if line.split()[:1] == [provider])
