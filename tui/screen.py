@@ -63,9 +63,9 @@ from .table import SORT_ORDERS, ColumnWidths, SelectionTable
 __all__ = ["MainScreen", "PendingChange"]
 
 #: Actions that write; read-only mode hides them everywhere (keys, footer, palette, help).
-WRITE_ACTIONS = frozenset({"edit", "lock", "remove", "mark", "bulk", "explain"})
+WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "bulk", "explain"})
 #: Actions that wait while the file on disk cannot be loaded.
-WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "remove", "bulk"})
+WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "unlock", "remove", "bulk"})
 AGE_REFRESH_SECONDS = 15.0
 _NO_EXPECTATION = object()
 
@@ -184,7 +184,9 @@ class MainScreen(Screen[None]):
                 tooltip="Choose the highlighted provider's model"),
         Binding("e", "explain('edit')", "Why not", show=False, system=True, id="edit.why"),
         Binding("l", "lock", "Lock", id="lock",
-                tooltip="Lock (with a reason) or unlock; asks first"),
+                tooltip="Lock the selection, with an optional reason"),
+        Binding("l", "unlock", "Unlock", id="unlock",
+                tooltip="Unlock the selection; asks first"),
         Binding("l", "explain('lock')", "Why not", show=False, system=True, id="lock.why"),
         Binding("d", "remove", "Remove", id="remove",
                 tooltip="Remove the selection; asks first"),
@@ -420,7 +422,7 @@ class MainScreen(Screen[None]):
             return bool(self.table.filter_text)
         if action in WAIT_FOR_GOOD_FILE and self.store.load_error is not None:
             return None
-        if action not in ("edit", "lock", "remove", "mark", "bulk", "history"):
+        if action not in ("edit", "lock", "unlock", "remove", "mark", "bulk", "history"):
             return True
         if action == "bulk":
             return True if self.table.marked_count else None
@@ -432,8 +434,10 @@ class MainScreen(Screen[None]):
             return None if selection is not None and selection.locked else True
         if action == "remove":
             return None if selection is None or selection.locked else True
-        if action == "lock":
-            return None if selection is None else True
+        if action == "lock":  # hidden on a locked row, where l is Unlock
+            return None if selection is None else not selection.locked
+        if action == "unlock":
+            return selection is not None and selection.locked
         return True
 
     def why_not(self, action: str) -> str:
@@ -468,8 +472,7 @@ class MainScreen(Screen[None]):
                 continue
             action, _, _ = binding.action.partition("(")
             if self.check_action(action, ()) is True:
-                title = "Lock / unlock" if action == "lock" else binding.description
-                commands.append((binding.action, title, binding.tooltip))
+                commands.append((binding.action, binding.description, binding.tooltip))
         return commands
 
     def help_keys(self) -> list[tuple[str, str, str]]:
@@ -478,7 +481,8 @@ class MainScreen(Screen[None]):
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             action = binding.action.partition("(")[0]
-            hidden = action != "clear_filter" and self.check_action(action, ()) is False
+            # Help lists every key of the mode, whatever row is highlighted now.
+            hidden = self.read_only and action in WRITE_ACTIONS
             if binding.system or hidden:
                 continue
             shown = binding.key_display or binding.key
@@ -535,6 +539,9 @@ class MainScreen(Screen[None]):
             any_model=bool(spec and spec.any_model),
             check=partial(catalog.validate, provider), current=current_model,
             initial=initial), chosen)
+
+    def action_unlock(self) -> None:
+        self.action_lock()  # the same dialog flow: it unlocks a locked row
 
     def action_lock(self) -> None:
         provider = self.table.highlighted_provider

@@ -147,9 +147,18 @@ async def test_locked_row_disables_edit_and_remove_and_says_why(
         main = app.main
         assert main.check_action("edit", ()) is None  # shown, disabled
         assert main.check_action("remove", ()) is None
-        assert main.check_action("lock", ()) is True  # unlocking stays possible
+        assert main.check_action("lock", ()) is False  # on a locked row, l is Unlock
+        assert main.check_action("unlock", ()) is True  # unlocking stays possible
         footer = screen_text(app).splitlines()[-1]
         assert "e Edit" in footer and "d Remove" in footer
+        assert "l Unlock" in footer and "l Lock" not in footer
+        put_cursor_on(app, "openai")
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert "l Lock" in footer and "l Unlock" not in footer
+        assert main.check_action("unlock", ()) is False
+        put_cursor_on(app, "anthropic")
+        await pilot.pause()
         await pilot.press("e")
         await wait_for(pilot, lambda: "pinned for the eval run" in screen_text(app),
                        what="the explanation")
@@ -331,7 +340,8 @@ async def test_help_lists_every_key(seeded_file: Path, open_app) -> None:
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for key, word in [("e", "Edit"), ("l", "Lock"), ("d", "Remove"), ("spc", "Mark"),
+        for key, word in [("e", "Edit"), ("l", "Lock"), ("l", "Unlock"), ("d", "Remove"),
+                          ("spc", "Mark"),
                           ("b", "Bulk"), ("h", "History"), ("/", "Filter"), ("s", "Sort"),
                           ("ctrl+p", "Palette"), ("q", "Quit"), ("enter", "Edit")]:
             assert re.search(rf"│\s+{re.escape(key)}\s+{word}\s", text), (key, word)
@@ -344,8 +354,11 @@ async def test_palette_offers_every_action(seeded_file: Path, open_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         put_cursor_on(app, "openai")
         titles = [title for _, title, _ in app.main.available_commands()]
-        assert titles == ["Edit", "Lock / unlock", "Remove", "Mark", "History", "Filter",
-                          "Sort", "Help"]
+        assert titles == ["Edit", "Lock", "Remove", "Mark", "History", "Filter", "Sort", "Help"]
+        put_cursor_on(app, "anthropic")  # locked: unlock instead of lock, no edit or remove
+        titles = [title for _, title, _ in app.main.available_commands()]
+        assert titles == ["Unlock", "Mark", "History", "Filter", "Sort", "Help"]
+        put_cursor_on(app, "openai")
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"remove")
