@@ -411,19 +411,25 @@ async def test_change_from_another_process_appears_in_place(
         assert "gemini-2.5-flash" in screen_text(app)
 
 
+async def conflict_on_openai(pilot, app, data_file: Path, theirs: str) -> None:
+    """Start editing openai, let another process set it to ``theirs``, then save
+    gpt-4.1: the editor must stop at the conflict screen."""
+    put_cursor_on(app, "openai")
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+    await write_from_another_process_async(
+        data_file, f"store.set_model_selection('openai', {theirs!r})")
+    await wait_for(pilot, lambda: app.store.get_model_selection("openai").model_name == theirs,
+                   what="the other change")
+    await pilot.press(*"gpt-4.1", "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+
+
 async def test_conflict_keeps_the_pending_edit(seeded_file: Path, open_app) -> None:
     app = open_app(seeded_file, watch=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.store.watching, what="the watcher")
-        put_cursor_on(app, "openai")
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
-        await write_from_another_process_async(
-            seeded_file, "store.set_model_selection('openai', 'gpt-5')")
-        await wait_for(pilot, lambda: app.store.get_model_selection("openai").model_name
-                       == "gpt-5", what="the other change")
-        await pilot.press(*"gpt-4.1", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+        await conflict_on_openai(pilot, app, seeded_file, "gpt-5")
         text = screen_text(app)
         assert "gpt-5" in text and "mallory@elsewhere" in text and "gpt-4.1" in text
         assert stored(seeded_file)["openai"]["model_name"] == "gpt-5"  # not overwritten
@@ -440,15 +446,7 @@ async def test_conflict_overwrite_and_keep_theirs(seeded_file: Path, open_app) -
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.store.watching, what="the watcher")
         for choice, other, expected in [("o", "gpt-5", "gpt-4.1"), ("t", "o3", "o3")]:
-            put_cursor_on(app, "openai")
-            await pilot.press("e")
-            await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
-            await write_from_another_process_async(
-                seeded_file, f"store.set_model_selection('openai', {other!r})")
-            await wait_for(pilot, lambda other=other: app.store.get_model_selection(
-                "openai").model_name == other, what="the other change")
-            await pilot.press(*"gpt-4.1", "enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+            await conflict_on_openai(pilot, app, seeded_file, other)
             await pilot.press(choice)
             await wait_for(pilot, lambda expected=expected: app.screen is app.main and
                            not app.main.saving and
@@ -576,15 +574,7 @@ async def test_enter_on_a_conflict_never_overwrites_theirs(seeded_file: Path, op
     app = open_app(seeded_file, watch=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.store.watching, what="the watcher")
-        put_cursor_on(app, "openai")
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
-        await write_from_another_process_async(
-            seeded_file, "store.set_model_selection('openai', 'gpt-5')")
-        await wait_for(pilot, lambda: app.store.get_model_selection("openai").model_name
-                       == "gpt-5", what="the other change")
-        await pilot.press(*"gpt-4.1", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConflictScreen))
+        await conflict_on_openai(pilot, app, seeded_file, "gpt-5")
         await pilot.press("enter")  # typed ahead, or out of habit: edits again
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
         assert app.screen.query_one("#model-filter").value == "gpt-4.1"
