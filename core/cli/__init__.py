@@ -1,0 +1,86 @@
+"""The ``modelboard`` command: every operation on the selections, scriptable.
+
+Headless commands import the core only (never textual or rich), so that a deploy
+pipeline or a monitoring agent starts as fast as ``import modelboard.core``; the
+editor (``modelboard`` alone, or ``modelboard tui``) is imported only when asked for.
+
+Exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file),
+2 usage error. Every error is one line on stderr; text output fits 80 columns and
+is coloured only on a terminal without ``NO_COLOR``; ``--json`` output has sorted
+keys and the shapes documented in the README.
+
+The modules: ``parser`` (the grammar), ``session`` (one run: options, store, exit
+codes), ``output`` (terminal-safe text, tables, JSON), and one module per group of
+commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watch``
+and ``launch`` (the editor).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConflictError, LockedError, ModelboardError, NotFoundError
+from .files import cmd_apply, cmd_migrate, cmd_validate
+from .launch import cmd_tui
+from .output import Terminal, shown
+from .parser import build_parser
+from .reading import cmd_catalog, cmd_get, cmd_history, cmd_list
+from .session import (
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    Handler,
+    Session,
+    configure_logging,
+)
+from .watch import cmd_watch
+from .writing import cmd_lock, cmd_remove, cmd_set, cmd_unlock
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: dict[str | None, Handler] = {
+    None: cmd_tui,
+    "tui": cmd_tui,
+    "list": cmd_list,
+    "get": cmd_get,
+    "set": cmd_set,
+    "lock": cmd_lock,
+    "unlock": cmd_unlock,
+    "remove": cmd_remove,
+    "apply": cmd_apply,
+    "validate": cmd_validate,
+    "history": cmd_history,
+    "watch": cmd_watch,
+    "catalog": cmd_catalog,
+    "migrate": cmd_migrate,
+}
+
+
+def _error_text(error: ModelboardError, session: Session) -> str:
+    if isinstance(error, LockedError | ConflictError | NotFoundError):
+        return f"{shown(session.location)}: {error}"  # say which store refused
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``modelboard`` with ``argv`` (default: the command line); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.actor is not None and (not args.actor.strip() or not args.actor.isprintable()):
+        parser.error("--actor must be a non-empty name without control characters")
+    terminal = Terminal(sys.stdout, sys.stderr)
+    session = Session(args, terminal)
+    configure_logging()
+    try:
+        return COMMANDS[args.command](session)
+    except ModelboardError as error:
+        terminal.error(_error_text(error, session))
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_REFUSED

@@ -1,0 +1,147 @@
+"""Commands on whole files: ``apply``, ``validate`` and ``migrate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import ConfigurationError, LockedError, ValidationError
+from ..fileformat import parse_document
+from .output import REMOTE_SCHEMES, change_line, clean, shown
+from .session import EXIT_OK, EXIT_REFUSED, Session
+
+__all__ = ["cmd_apply", "cmd_migrate", "cmd_validate"]
+
+
+def _read_source(source: str) -> bytes:
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError("no such file", path=source) from None
+    except IsADirectoryError:
+        raise ConfigurationError("is a folder, not a file", path=source) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read: {exc.strerror}", path=source) from None
+
+
+def cmd_apply(session: Session) -> int:
+    args = session.args
+    terminal = session.terminal
+    label = "<stdin>" if args.source == "-" else args.source
+    data = _read_source(args.source)
+    store = session.open_for_reading() if args.dry_run else session.open_for_writing()
+
+    # Every problem is found and reported before anything is written, so one run
+    # shows them all; the transaction below checks them again under the lock.
+    errors: list[ConfigurationError] = []
+    positions: dict[str, tuple[int, int]] = {}
+    wanted = parse_document(data, path=label, problems=errors, positions=positions)
+    current = store.snapshot
+    changes: list[tuple[str, str | None, str]] = []
+    for provider in sorted(wanted):
+        model = wanted[provider].model_name
+        existing = current.get(provider)
+        line, column = positions[provider]
+        try:
+            store.catalog.validate(provider, model)
+            if existing is not None and existing.model_name == model:
+                continue
+            if existing is not None and not existing.editable:
+                raise LockedError(provider, locked_by=existing.updated_by,
+                                  reason=existing.lock_reason)
+        except (ValidationError, LockedError) as exc:
+            errors.append(ConfigurationError(str(exc), path=label, line=line, column=column))
+            continue
+        changes.append((provider, existing.model_name if existing else None, model))
+    if errors:
+        errors.sort(key=lambda error: (error.line or 0, error.column or 0))
+        for error in errors:
+            terminal.error(str(error))
+        terminal.error(f"{label}: {len(errors)} problem{'s' if len(errors) > 1 else ''}; "
+                       f"nothing was written to {store.location}")
+        return EXIT_REFUSED
+
+    for provider, old, new in changes:
+        terminal.line(change_line(provider, old, new))
+    unchanged = len(wanted) - len(changes)
+    tail = f" ({unchanged} already as wanted)" if unchanged else ""
+    count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}"
+    if args.dry_run:
+        terminal.line(f"dry run: {count} would be applied{tail}; nothing was written")
+        return EXIT_OK
+    if changes:
+        with store.transaction() as tx:
+            for provider, _old, new in changes:
+                tx.set_model_selection(provider, new)
+    terminal.line(f"applied {count} to {clean(store.location)}{tail}")
+    return EXIT_OK
+
+
+def cmd_validate(session: Session) -> int:
+    targets = session.args.files or [session.location]
+    failed = 0
+    for target in targets:
+        problems, count = _problems_in(target, session)
+        for problem in problems:
+            session.terminal.line(clean(problem))
+        if problems:
+            failed += 1
+        else:
+            session.terminal.line(f"{clean(shown(target))}: valid, {count} "
+                                  f"selection{'s' if count != 1 else ''}")
+    if failed:
+        session.terminal.flush()
+        session.terminal.error(f"{failed} of {len(targets)} file{'s' if len(targets) > 1 else ''}"
+                               f" {'is' if failed == 1 else 'are'} not valid")
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _problems_in(target: str, session: Session) -> tuple[list[str], int]:
+    """Every problem in ``target`` as ``FILE:LINE:COL: reason``, and how many selections."""
+    if target.startswith(REMOTE_SCHEMES):
+        store = session.open(read_only=True, location=target)
+        try:
+            return [str(problem) for problem in store.validate()], len(store.snapshot)
+        finally:
+            store.close()
+    try:
+        data = Path(target).read_bytes()
+    except FileNotFoundError:
+        return [f"{target}: no such file"], 0
+    except IsADirectoryError:
+        return [f"{target}: is a folder, not a file"], 0
+    except OSError as exc:
+        return [f"{target}: cannot read: {exc.strerror}"], 0
+    errors: list[ConfigurationError] = []
+    positions: dict[str, tuple[int, int]] = {}
+    try:
+        selections = parse_document(data, path=target, problems=errors, positions=positions)
+    except ConfigurationError as error:
+        return [str(error)], 0
+    for provider, selection in selections.items():
+        try:
+            session.catalog.validate(provider, selection.model_name)
+        except ValidationError as exc:
+            line, column = positions[provider]
+            errors.append(ConfigurationError(str(exc), path=target, line=line, column=column))
+    errors.sort(key=lambda error: (error.line or 0, error.column or 0))
+    return [str(error) for error in errors], len(selections)
+
+
+def cmd_migrate(session: Session) -> int:
+    try:
+        from .. import migrate
+    except ModuleNotFoundError as exc:
+        if exc.name == "modelboard.core.migrate":
+            session.terminal.error("migrate is not available in this version of modelboard")
+            return EXIT_REFUSED
+        if exc.name and exc.name.split(".")[0] == "redis":
+            session.terminal.error("migrate needs redis-py: pip install 'modelboard[redis]'")
+            return EXIT_REFUSED
+        raise
+    summary = migrate.migrate(session.args.source, session.args.destination)
+    session.terminal.line(clean(str(summary)))
+    return EXIT_OK

@@ -1,0 +1,34 @@
+"""``modelboard`` alone or ``modelboard tui``: open the editor, if it is installed."""
+
+from __future__ import annotations
+
+from .session import EXIT_USAGE, Session
+
+__all__ = ["cmd_tui"]
+
+TUI_HINT = "pip install 'modelboard[tui]'"
+
+
+def cmd_tui(session: Session) -> int:
+    # Textual first: the editor package imports it only when it runs, and a missing
+    # extra is a usage problem (exit 2) with the command that fixes it.
+    try:
+        import textual  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("textual", "rich"):
+            session.terminal.error(f"the editor needs Textual: {TUI_HINT}")
+            return EXIT_USAGE
+        raise
+    # Imported here, not at the top: headless commands must not pay for the editor. This
+    # is the one import of modelboard.tui in the core (the layer contract allows it).
+    try:
+        # mypy checks core/ as a tree of its own, where modelboard.tui is not found.
+        from modelboard.tui import run_editor  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:  # the package, or its run_editor, is missing
+        if exc.name == "modelboard.tui":
+            session.terminal.error(f"the editor is not installed: {TUI_HINT}")
+            return EXIT_USAGE
+        raise
+    code = run_editor(session.location, catalog=session.args.catalog,
+                      read_only=session.args.read_only)
+    return int(code or 0)

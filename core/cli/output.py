@@ -1,0 +1,184 @@
+"""What the command prints and how: terminal-safe text, columns, colour and stable JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+__all__ = ["LINE_WIDTH", "NOTHING", "Terminal", "change_line", "clean", "fit", "shown",
+           "table", "time_text", "to_json"]
+
+LINE_WIDTH = 80
+#: What an absent model reads as in a change line.
+NOTHING = "(none)"
+REMOTE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+# -- text that is safe to print ------------------------------------------------------------
+def clean(text: str) -> str:
+    """``text`` with control and format characters shown as escapes, never interpreted.
+
+    Free-text fields (who changed something, a lock reason) come from a file anyone
+    may have edited; an escape sequence in them must not reach the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def cell_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (wide East Asian characters take two)."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, ending in an ellipsis when it was cut."""
+    if cell_width(text) <= width:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        size = cell_width(char)
+        if used + size > width - 1:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept) + "…"
+
+
+def to_json(value: Any, *, lines: bool = False) -> str:
+    """Stable JSON: sorted keys; indented, or one compact line with ``lines``.
+
+    Unprintable characters are written as ``\\uXXXX`` escapes (json leaves C1 controls
+    and bidi overrides raw), so ``cat``-ing the output is as safe as the text form.
+    """
+    if lines:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2)
+    if text.isprintable():
+        return text
+    # Only string contents can hold such characters: the structure is printable ASCII
+    # plus the newlines of the indent, which json never leaves raw inside a string.
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+# -- where it goes -------------------------------------------------------------------------
+class Terminal:
+    """Where the command writes, and whether it may colour what it writes."""
+
+    _STYLES = {"bold": "1", "red": "31"}
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+        self.err = err
+        self.colour = _wants_colour(out)
+        self.error_colour = _wants_colour(err)
+
+    def style(self, text: str, style: str, *, stream: TextIO | None = None) -> str:
+        enabled = self.error_colour if stream is self.err else self.colour
+        if not enabled or not text:
+            return text
+        return f"\x1b[{self._STYLES[style]}m{text}\x1b[0m"
+
+    def line(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def error(self, message: str) -> None:
+        self.err.write(f"modelboard: {self.style(clean(message), 'red', stream=self.err)}\n")
+
+    def note(self, message: str) -> None:
+        self.err.write(f"modelboard: {clean(message)}\n")
+
+
+def _wants_colour(stream: TextIO) -> bool:
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def table(terminal: Terminal, headers: Sequence[str], rows: Iterable[Sequence[str]],
+          *, shrink: Sequence[tuple[int, int]]) -> list[str]:
+    """Rows aligned in columns that fit 80.
+
+    When a line would be wider, the columns in ``shrink`` (index, narrowest width) give
+    way in that order, their cells cut with an ellipsis: the least useful ones first.
+    """
+    body = [[clean(cell) for cell in row] for row in rows]
+    widths = [max([len(header), *(cell_width(row[i]) for row in body)])
+              for i, header in enumerate(headers)]
+    gap = 2
+    excess = sum(widths) + gap * (len(widths) - 1) - LINE_WIDTH
+    for index, narrowest in shrink:
+        if excess <= 0:
+            break
+        given = min(excess, max(0, widths[index] - narrowest))
+        widths[index] -= given
+        excess -= given
+
+    def render(cells: Sequence[str]) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            cell = fit(cell, widths[i])
+            last = i == len(cells) - 1
+            parts.append(cell if last else cell + " " * (widths[i] - cell_width(cell)))
+        return (" " * gap).join(parts).rstrip()
+
+    lines = [terminal.style(render(headers), "bold")]
+    lines.extend(render(row) for row in body)
+    return lines
+
+
+# -- pieces of lines -----------------------------------------------------------------------
+def change_line(provider: str, old: str | None, new: str | None) -> str:
+    """``provider: old -> new``, each part cut to fit one 80-column line."""
+    return (f"{fit(clean(provider), 18)}: {fit(clean(old or NOTHING), 27)} -> "
+            f"{fit(clean(new or NOTHING), 27)}")
+
+
+def shown(location: str) -> str:
+    """``location`` fit to print: the password of a Redis URL masked."""
+    if not location.startswith(REMOTE_SCHEMES):
+        return location
+    # Only reached once a store on that URL was opened, so redis-py is installed.
+    from ..redisbackend import mask_password  # type: ignore[import-not-found,unused-ignore]
+
+    return str(mask_password(location))
+
+
+def time_text(moment: datetime | None, *, seconds: bool = False) -> str:
+    if moment is None:
+        return ""
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

@@ -1,0 +1,145 @@
+"""The command line's grammar: ``modelboard [global options] COMMAND [arguments]``."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import NoReturn
+
+from .. import __version__
+from .session import EXIT_USAGE
+
+__all__ = ["build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
+    # In a subcommand the defaults are suppressed, so that an option given before the
+    # subcommand is not overwritten by the subcommand's default.
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if in_subcommand else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument("--file", metavar="PATH|URL", default=default(None),
+                       help="the selections file or a redis:// URL "
+                            "(default: $MODELBOARD_FILE, else config/model_selections.json)")
+    group.add_argument("--catalog", metavar="FILE", default=default(None),
+                       help="a catalog file (JSON or TOML) of providers and their models "
+                            "(default: $MODELBOARD_CATALOG, else the bundled catalog)")
+    group.add_argument("--actor", metavar="NAME", default=default(None),
+                       help="who is recorded as making changes (default: user@host)")
+    group.add_argument("--read-only", action="store_true", default=default(False),
+                       help="open read-only; writes are refused")
+    group.add_argument("--version", action="version", version=f"modelboard {__version__}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+_DESCRIPTION = """\
+Which model each LLM provider uses. Without a command, opens the editor."""
+
+_EPILOG = """\
+examples:
+  modelboard list
+  modelboard set openai gpt-4.1 --expect gpt-4o
+  modelboard lock openai --reason "pinned for the launch"
+  modelboard apply pinned.json --dry-run
+  modelboard validate config/model_selections.json
+  modelboard watch --json
+
+exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file),
+2 usage error (130 when watch is stopped by Ctrl-C)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``modelboard`` and all its subcommands."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="modelboard", description=_DESCRIPTION, epilog=_EPILOG,
+                     formatter_class=formatter)
+    _add_global_options(parser, in_subcommand=False)
+    common = _Parser(add_help=False)
+    _add_global_options(common, in_subcommand=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=_Parser)
+
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        description = summary + ("\n\n" + textwrap.dedent(details).strip() if details else "")
+        return commands.add_parser(name, parents=[common], help=summary,
+                                   description=description, formatter_class=formatter)
+
+    sub = command("list", "every provider with its model, lock, last change and author")
+    sub.add_argument("--json", action="store_true", help="a JSON array of selections")
+
+    sub = command("get", "the model selected for one provider (exit 1 if none)",
+                  "Prints the model name alone, for $(modelboard get openai).")
+    sub.add_argument("provider")
+    sub.add_argument("--json", action="store_true", help="the whole selection as JSON")
+
+    sub = command("set", "select a model for a provider (validated against the catalog)")
+    sub.add_argument("provider")
+    sub.add_argument("model")
+    sub.add_argument("--expect", metavar="CURRENT",
+                     help="refuse (exit 1) unless the current model is CURRENT "
+                          "('' means: no model selected yet)")
+
+    sub = command("lock", "lock a provider's selection so nobody changes it")
+    sub.add_argument("provider")
+    sub.add_argument("--reason", metavar="TEXT", help="why it is locked, shown to others")
+
+    sub = command("unlock", "unlock a provider's selection")
+    sub.add_argument("provider")
+
+    sub = command("remove", "remove a provider's selection")
+    sub.add_argument("provider")
+
+    sub = command("apply", "set several providers at once, all or nothing",
+                  """\
+                  FILE holds {"provider": "model", ...} or the full file form; '-' reads
+                  stdin. Only models are applied: locks stay as they are, providers not
+                  in FILE are untouched.""")
+    sub.add_argument("source", metavar="FILE")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="show what would change and check it, write nothing")
+
+    sub = command("validate", "check selections files, strict about the catalog",
+                  "Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.")
+    sub.add_argument("files", metavar="FILE", nargs="*",
+                     help="files to check (default: the selections file)")
+
+    sub = command("history", "who changed what and when, newest first")
+    sub.add_argument("provider", nargs="?")
+    sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
+    sub.add_argument("--json", action="store_true", help="a JSON array of entries")
+
+    sub = command("watch", "print one line per change until interrupted",
+                  """\
+                  Keeps running through a bad file, printing its error. Ctrl-C (SIGINT)
+                  exits 130; SIGTERM exits 0.""")
+    sub.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    sub = command("catalog", "providers and the models each serves")
+    sub.add_argument("provider", nargs="?")
+    sub.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    sub = command("migrate", "copy every selection from one store to another")
+    sub.add_argument("--from", dest="source", metavar="SRC", required=True,
+                     help="a file path or redis:// URL")
+    sub.add_argument("--to", dest="destination", metavar="DST", required=True,
+                     help="a file path or redis:// URL")
+
+    command("tui", "open the editor (the default without a command)")
+    return parser

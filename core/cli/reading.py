@@ -1,0 +1,127 @@
+"""Commands that only read: ``list``, ``get``, ``history`` and ``catalog``."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from ..catalog import Catalog
+from ..models import HistoryEntry, Selection
+from ..service import selection_to_dict
+from ..store import SelectionStore
+from .output import LINE_WIDTH, NOTHING, clean, fit, table, time_text, to_json
+from .session import EXIT_OK, EXIT_REFUSED, Session
+
+__all__ = ["cmd_catalog", "cmd_get", "cmd_history", "cmd_list"]
+
+
+def _warn_unknown(session: Session, store: SelectionStore) -> None:
+    for problem in store.warnings():
+        session.terminal.note(f"{store.location}: warning: {problem}")
+
+
+def cmd_list(session: Session) -> int:
+    store = session.open_for_reading()
+    snapshot = store.snapshot
+    terminal = session.terminal
+    providers = sorted(snapshot)
+    if session.args.json:
+        terminal.line(to_json([selection_to_dict(p, snapshot[p]) for p in providers]))
+    elif providers:
+        rows = [(provider, selection.model_name, _lock_text(selection),
+                 time_text(selection.last_updated), selection.updated_by or "")
+                for provider in providers for selection in (snapshot[provider],)]
+        headers = ("PROVIDER", "MODEL", "LOCK", "UPDATED (UTC)", "BY")
+        for line in table(terminal, headers, rows, shrink=((4, 10), (1, 16), (0, 8))):
+            terminal.line(line)
+    if not store.exists:
+        terminal.note(f"{store.location} does not exist yet; nothing is selected")
+    _warn_unknown(session, store)
+    return EXIT_OK
+
+
+def _lock_text(selection: Selection) -> str:
+    # The reason is in ``get --json`` and the history; here it would crowd out the model.
+    return "" if selection.editable else "locked"
+
+
+def cmd_get(session: Session) -> int:
+    provider = session.args.provider
+    store = session.open_for_reading()
+    selection = store.get_model_selection(provider)
+    if selection is None:
+        hint = ""
+        if provider not in session.catalog:
+            close = session.catalog.close_providers(provider)
+            hint = f"; unknown provider, did you mean {close[0]!r}?" if close else \
+                "; the catalog does not know it either"
+        session.terminal.error(f"{store.location}: {provider}: no model selected{hint}")
+        return EXIT_REFUSED
+    if session.args.json:
+        session.terminal.line(to_json(selection_to_dict(provider, selection)))
+    else:
+        session.terminal.line(clean(selection.model_name))
+    return EXIT_OK
+
+
+def cmd_history(session: Session) -> int:
+    store = session.open_for_reading()
+    entries = store.history(session.args.provider, limit=session.args.limit)
+    terminal = session.terminal
+    if session.args.json:
+        terminal.line(to_json([entry.to_json() for entry in entries]))
+        return EXIT_OK
+    if not entries:
+        terminal.note(f"{store.location}: no history"
+                      + (f" for {session.args.provider}" if session.args.provider else ""))
+        return EXIT_OK
+    rows = [(time_text(entry.time), entry.actor, entry.provider, entry.action,
+             _history_change(entry)) for entry in entries]
+    headers = ("TIME (UTC)", "BY", "PROVIDER", "ACTION", "CHANGE")
+    for line in table(terminal, headers, rows, shrink=((4, 28), (1, 10), (4, 16), (2, 8))):
+        terminal.line(line)
+    return EXIT_OK
+
+
+def _history_change(entry: HistoryEntry) -> str:
+    if entry.action in ("lock", "unlock"):
+        reason = f" ({entry.reason})" if entry.reason else ""
+        return f"{entry.new or entry.old or ''}{reason}"
+    return f"{entry.old or NOTHING} -> {entry.new or NOTHING}"
+
+
+def cmd_catalog(session: Session) -> int:
+    catalog = session.catalog
+    terminal = session.terminal
+    provider = session.args.provider
+    if provider is not None:
+        catalog.validate(provider)
+        spec = catalog[provider]
+        if session.args.json:
+            terminal.line(to_json(_spec_json(provider, catalog)))
+        elif spec.any_model:
+            terminal.line("(any model name)")
+        else:
+            for model in spec.models:
+                terminal.line(clean(model))
+        return EXIT_OK
+    providers = sorted(catalog)
+    if session.args.json:
+        terminal.line(to_json([_spec_json(name, catalog) for name in providers]))
+        return EXIT_OK
+    name_width = min(max(map(len, providers), default=0), 20)
+    for name in providers:
+        spec = catalog[name]
+        models = "(any model name)" if spec.any_model else ", ".join(
+            fit(clean(model), 40) for model in spec.models)
+        wrapped = textwrap.wrap(models, LINE_WIDTH - name_width - 2, break_on_hyphens=False)
+        label = terminal.style(fit(clean(name), name_width).ljust(name_width), "bold")
+        terminal.line(f"{label}  {wrapped[0] if wrapped else ''}".rstrip())
+        for rest in wrapped[1:]:
+            terminal.line(" " * (name_width + 2) + rest)
+    return EXIT_OK
+
+
+def _spec_json(provider: str, catalog: Catalog) -> dict[str, Any]:
+    spec = catalog[provider]
+    return {"provider": provider, "models": list(spec.models), "any_model": spec.any_model}

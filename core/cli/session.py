@@ -1,0 +1,100 @@
+"""One run of a command: its options, its output, and the store and catalog it opens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ..catalog import Catalog
+from ..opening import open_store, resolve_catalog, resolve_location
+from ..store import SelectionStore
+from .output import Terminal, clean
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Handler", "Session",
+           "configure_logging", "quiet_log"]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+#: What a shell reports for a process stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("modelboard")
+
+
+class Session:
+    """The parsed options, and the store and catalog they point at, opened on demand."""
+
+    def __init__(self, args: argparse.Namespace, terminal: Terminal) -> None:
+        self.args = args
+        self.terminal = terminal
+        self.location = resolve_location(args.file)
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = resolve_catalog(self.args.catalog)
+        return self._catalog
+
+    def open(self, *, read_only: bool, location: str | None = None) -> SelectionStore:
+        """The store at ``location`` (default: the chosen one), load errors left to the caller."""
+        # The store logs a bad file as it opens; the command reports it itself, once.
+        with quiet_log(logging.CRITICAL):
+            return open_store(location or self.location, catalog=self.catalog,
+                              actor=self.args.actor, read_only=read_only)
+
+    def open_for_reading(self) -> SelectionStore:
+        """A read-only store (no lock file, nothing written); a bad file is refused."""
+        store = self.open(read_only=True)
+        if store.load_error is not None:
+            raise store.load_error
+        return store
+
+    def open_for_writing(self) -> SelectionStore:
+        """A writable store; a file that does not parse is refused, never overwritten."""
+        if not self.args.read_only:
+            # Checked read-only first: a writable store would copy a corrupt file aside
+            # and start from the backup, which is right for a proxy, not for a refusal.
+            self.open_for_reading().close()
+        store = self.open(read_only=self.args.read_only)
+        if store.load_error is not None:
+            raise store.load_error
+        return store
+
+
+Handler = Callable[[Session], int]
+
+
+@contextmanager
+def quiet_log(level: int) -> Iterator[None]:
+    """Within ``with quiet_log(level)``, the ``modelboard`` log shows ``level`` and above.
+
+    The only place the command changes the core's log level: a command that reports a
+    problem itself keeps the log from saying it a second time.
+    """
+    saved = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(saved)
+
+
+class _CleanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return clean(super().format(record))
+
+
+def configure_logging() -> None:
+    """The core's warnings (a history line that could not be written) as one-liners."""
+    if log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_CleanFormatter("modelboard: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False

@@ -1,0 +1,131 @@
+"""``modelboard watch``: one line per change until interrupted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..models import ChangeEvent, ProviderChange, Selection, utc_now
+from ..service import selection_to_dict
+from .output import NOTHING, Terminal, clean, fit, time_text, to_json
+from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
+
+__all__ = ["ChangePrinter", "cmd_watch"]
+
+
+class ChangePrinter:
+    """A store subscriber printing one line per provider change (or per error)."""
+
+    def __init__(self, terminal: Terminal, location: str, *, as_json: bool,
+                 on_closed_output: Callable[[], None]) -> None:
+        self.terminal = terminal
+        self.location = location
+        self.as_json = as_json
+        self.on_closed_output = on_closed_output
+        self._broken = False  # the last event was a load error
+
+    def __call__(self, event: ChangeEvent) -> None:
+        try:
+            if event.error is not None:
+                self.error(event.error)
+                return
+            if self._broken or not event.changes:
+                self._broken = False
+                self._emit({"event": "recovered", "revision": event.new.revision},
+                           f"{self.location}: readable again")
+            for change in event.changes:
+                self._emit(self._change_json(change, event), self._change_text(change))
+            self.terminal.flush()
+        except BrokenPipeError:  # the reader went away (| head)
+            self.on_closed_output()
+
+    def error(self, error: Exception) -> None:
+        record: dict[str, Any] = {"event": "error", "error": str(error)}
+        if isinstance(error, ConfigurationError):
+            record.update(path=error.path, line=error.line, column=error.column,
+                          reason=error.reason)
+        self._broken = True
+        self._emit(record, f"error: {error}; keeping the last good state")
+        self.terminal.flush()
+
+    def _emit(self, record: dict[str, Any], text: str) -> None:
+        now = utc_now()
+        if self.as_json:
+            self.terminal.line(to_json({"time": now.isoformat(), **record}, lines=True))
+        else:
+            self.terminal.line(f"{time_text(now, seconds=True)}  {clean(text)}")
+
+    @staticmethod
+    def _change_json(change: ProviderChange, event: ChangeEvent) -> dict[str, Any]:
+        def view(selection: Selection | None) -> dict[str, Any] | None:
+            return None if selection is None else selection_to_dict(change.provider, selection)
+
+        return {"event": "change", "provider": change.provider, "kind": change.kind,
+                "old": view(change.old), "new": view(change.new),
+                "revision": event.new.revision, "source": event.source}
+
+    @staticmethod
+    def _change_text(change: ProviderChange) -> str:
+        provider = fit(change.provider, 20)
+        by = f" by {fit(change.actor, 20)}" if change.actor else ""
+        old = fit(change.old.model_name, 24) if change.old else NOTHING
+        new = fit(change.new.model_name, 24) if change.new else NOTHING
+        if change.kind == "added":
+            return f"{provider}: set to {new}{by}"
+        if change.kind == "removed":
+            return f"{provider}: {old} removed"
+        same_model = change.old is not None and change.new is not None and \
+            change.old.model_name == change.new.model_name
+        if (change.kind == "lock" or same_model) and change.new is not None:
+            if change.new.editable:
+                if change.kind != "lock":  # only the time, author or extra fields moved
+                    return f"{provider}: {new} updated{by}"
+                return f"{provider}: {new} unlocked{by}"
+            reason = f" ({fit(change.new.lock_reason, 20)})" if change.new.lock_reason else ""
+            return f"{provider}: {new} locked{by}{reason}"
+        return f"{provider}: {old} -> {new}{by}"
+
+
+def cmd_watch(session: Session) -> int:
+    stopped = threading.Event()
+    exit_code = [EXIT_OK]
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        exit_code[0] = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_OK
+        stopped.set()
+
+    def on_closed_output() -> None:
+        # Nobody reads any more: stop, and keep the exit-time flush from complaining.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    store = session.open(read_only=True)
+    printer = ChangePrinter(session.terminal, store.location, as_json=session.args.json,
+                            on_closed_output=on_closed_output)
+    if store.load_error is not None:
+        printer.error(store.load_error)
+    # The printer reports bad files itself; the log would say it a second time.
+    with quiet_log(logging.ERROR):
+        unsubscribe = store.subscribe(printer)
+        store.start_watching()
+        session.terminal.note(f"watching {store.location} "
+                              f"(revision {store.snapshot.revision}); Ctrl-C to stop")
+        session.terminal.err.flush()
+        try:
+            while not stopped.wait(timeout=3600):
+                pass
+        finally:
+            unsubscribe()
+            store.close()
+    return exit_code[0]
