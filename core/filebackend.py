@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
-import json
 import logging
 import os
 import stat
@@ -19,7 +18,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +41,13 @@ from .fileformat import (
     render_document,
     revision_of_bytes,
     revision_of_digest,
+)
+from .history import (
+    KEEP_SEGMENTS,
+    ROTATE_BYTES,
+    HistoryFile,
+    Verification,
+    stamp_entries,
 )
 from .models import HistoryEntry, Selection
 
@@ -76,7 +81,9 @@ class FileBackend:
     """Selections in a JSON file; see the module docstring for the files beside it."""
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
-                 step_ms: int = WATCH_STEP_MS, debounce_ms: int = WATCH_DEBOUNCE_MS) -> None:
+                 step_ms: int = WATCH_STEP_MS, debounce_ms: int = WATCH_DEBOUNCE_MS,
+                 history_rotate_bytes: int = ROTATE_BYTES,
+                 history_keep_segments: int = KEEP_SEGMENTS) -> None:
         self.location = os.fspath(path)
         self.path = Path(os.path.abspath(self.location))
         self.read_only = read_only
@@ -93,6 +100,8 @@ class FileBackend:
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
         self._file_locks: dict[Path, _WritersLock] = {}
+        self.history_rotate_bytes = history_rotate_bytes
+        self.history_keep_segments = history_keep_segments
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -103,6 +112,12 @@ class FileBackend:
     @property
     def history_path(self) -> Path:
         return _history_path_of(self.target)
+
+    @property
+    def history(self) -> HistoryFile:
+        """The history file (and its rotated segments) of the file written to."""
+        return HistoryFile(self.history_path, rotate_bytes=self.history_rotate_bytes,
+                           keep_segments=self.history_keep_segments)
 
     @property
     def backup_path(self) -> Path:
@@ -241,7 +256,24 @@ class FileBackend:
             return None
         rendered = self._codec.render(result.selections)
         revision = revision_of_bytes(rendered)
-        self._write_atomically(target, rendered, durable=True)
+        # Write-ahead: the history lines are appended and synced before the rename, so a
+        # change never reaches the file without them (see core/history.py).
+        # A commit without history lines is a copy of another store's state and history
+        # (migrate): the history copied already ends at this document.
+        append: Callable[[], Callable[[], None]] | None = None
+        if result.history:
+            file_revision = self._revision_now(data, current, base)
+            history = self.history
+            tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
+                                   current if file_revision is not None else None,
+                                   result.history[0].actor)
+            entries = stamp_entries(result.history, number=tail.number + 1,
+                                    base_revision=file_revision or base.revision,
+                                    revision=revision, before=current, after=result.selections)
+
+            def append() -> Callable[[], None]:
+                return history.append(entries, tail)
+        self._write_atomically(target, rendered, durable=True, before_rename=append)
         self._quarantined = None
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)
@@ -249,9 +281,25 @@ class FileBackend:
             self._refresh_backup(rendered, _backup_path_of(target))
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
-        self._append_history([replace(entry, revision=revision) for entry in result.history],
-                             _history_path_of(target))
         return StoredState(result.selections, revision, token=token)
+
+    def _revision_now(self, data: bytes | None, current: Mapping[str, Selection],
+                      base: StoredState) -> str | None:
+        """The data file's revision as read under the lock (None: it could not be used)."""
+        if data is None:
+            return _EMPTY_REVISION
+        if current is base.selections:
+            return base.revision if self._token_of(data) == base.token else None
+        return revision_of_bytes(self._codec.render(current))
+
+    def _document_at(self, revision: str, base: StoredState) -> Mapping[str, Selection] | None:
+        """A document known to be at ``revision``: the last one loaded, or the backup."""
+        if base.revision == revision:
+            return base.selections
+        backup = self.load_backup()
+        if backup is not None and backup.revision == revision:
+            return backup.selections
+        return None
 
     def _refresh_backup(self, data: bytes, path: Path) -> None:
         """Overwrite the backup in place with ``data``.
@@ -293,10 +341,14 @@ class FileBackend:
         except OSError as exc:
             log.debug("could not sweep temp files: %s", exc)
 
-    def _write_atomically(self, target: Path, data: bytes, *, durable: bool) -> None:
+    def _write_atomically(self, target: Path, data: bytes, *, durable: bool,
+                          before_rename: Callable[[], Callable[[], None]] | None = None,
+                          ) -> None:
         """Temp file in the same folder, fsync, rename over, fsync the folder.
 
         The file's mode (and owner, when root) is kept; a new file gets 0600.
+        ``before_rename`` runs once the temp file is synced (it may refuse by raising);
+        what it returns undoes it if the rename then fails.
         """
         try:
             existing = os.stat(target)
@@ -317,7 +369,13 @@ class FileBackend:
                     os.fchown(temp.fileno(), *owner)
                 if durable:
                     os.fsync(temp.fileno())
-            os.replace(temp_path, target)
+            undo = before_rename() if before_rename is not None else None
+            try:
+                os.replace(temp_path, target)
+            except OSError:
+                if undo is not None:
+                    undo()
+                raise
             temp_path = None
         except OSError as exc:
             reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
@@ -339,40 +397,24 @@ class FileBackend:
                             target, exc.strerror)
 
     # -- history --------------------------------------------------------------------------
-    def _append_history(self, entries: list[HistoryEntry], path: Path) -> None:
-        if not entries:
-            return
-        lines = "".join(entry.to_line() + "\n" for entry in entries).encode("utf-8")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, lines)  # one write of whole lines: O_APPEND keeps it together
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            # The change itself is stored; losing its history line must not undo it.
-            log.error("%s: could not append history: %s", path, exc.strerror)
-
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:
-        data = self._read(self.history_path)
-        if not data:
-            return []
-        entries: list[HistoryEntry] = []
-        for number, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = HistoryEntry.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("%s:%d: skipping unreadable history line: %s",
-                            self.history_path, number, exc)
-                continue
-            if provider is None or entry.provider == provider:
-                entries.append(entry)
-        entries.reverse()
-        return entries[:limit] if limit is not None else entries
+        try:
+            current: str | None = self.load().revision
+        except ConfigurationError:
+            current = None
+        return self.history.entries(provider, limit, current_revision=current)
+
+    def iter_history(self) -> Iterator[HistoryEntry]:
+        """What ``read_history`` gives, lazily: read from the end only as far as needed."""
+        try:
+            current: str | None = self.load().revision
+        except ConfigurationError:
+            current = None
+        return self.history.iter_entries(current_revision=current)
+
+    def verify_history(self) -> Verification:
+        return self.history.verify()
 
     # -- watching -------------------------------------------------------------------------
     def _watch_plan(self) -> tuple[list[str], set[str]]:

@@ -15,6 +15,7 @@ from .backend import Backend, Commit, StoredState
 from .errors import ConfigurationError
 from .filebackend import FileBackend
 from .fileformat import render_document, revision_of_bytes
+from .history import sealed_lines
 from .models import HistoryEntry, Selection
 from .opening import _backend_for
 
@@ -86,8 +87,7 @@ def _store_into_empty_file(backend: FileBackend, selections: Mapping[str, Select
         except OSError as exc:
             raise ConfigurationError(f"cannot create folder: {exc.strerror}",
                                      path=str(history_path.parent)) from None
-        lines = "".join(entry.to_line() + "\n" for entry in history).encode("utf-8")
-        backend._write_atomically(history_path, lines, durable=True)
+        backend._write_atomically(history_path, sealed_lines(history), durable=True)
 
     def only_if_empty(current: Mapping[str, Selection]) -> Commit:
         if current:

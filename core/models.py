@@ -225,9 +225,17 @@ class HistoryEntry:
     new: str | None
     revision: str
     reason: str | None = None
+    #: The revision number (1, 2, 3 … per store); None on lines older than numbering.
+    number: int | None = None
+    #: The content hash of the document this write was made on.
+    base_revision: str | None = None
+    #: The provider's whole entry before and after (None: absent), when ``has_states``.
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    has_states: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "time": self.time.isoformat(),
             "actor": self.actor,
             "provider": self.provider,
@@ -237,6 +245,14 @@ class HistoryEntry:
             "revision": self.revision,
             **({"reason": self.reason} if self.reason is not None else {}),
         }
+        if self.number is not None:
+            data["rev"] = self.number
+        if self.base_revision is not None:
+            data["base_revision"] = self.base_revision
+        if self.has_states:
+            data["before"] = dict(self.before) if self.before is not None else None
+            data["after"] = dict(self.after) if self.after is not None else None
+        return data
 
     def to_line(self) -> str:
         """The entry as one line of history (JSON, sorted keys, no newline)."""
@@ -253,4 +269,13 @@ class HistoryEntry:
             new=data.get("new"),
             revision=str(data.get("revision", "")),
             reason=data.get("reason"),
+            number=number if isinstance(number := data.get("rev"), int) else None,
+            base_revision=data.get("base_revision"),
+            before=_mapping_or_none(data.get("before")),
+            after=_mapping_or_none(data.get("after")),
+            has_states="before" in data and "after" in data,
         )
+
+
+def _mapping_or_none(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, dict) else None

@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -45,6 +45,7 @@ from redis.retry import Retry
 from .backend import Commit, StoredState
 from .errors import BackendUnavailableError, ConfigurationError, ReadOnlyError
 from .fileformat import parse_document, render_document, revision_of_bytes
+from .history import stamp_entries
 from .models import HistoryEntry, Selection
 
 __all__ = ["DEFAULT_KEY", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisUnavailableError",
@@ -333,8 +334,11 @@ class RedisBackend:
                 continue
             rendered = render_document(result.selections)
             revision = revision_of_bytes(rendered)
-            lines = [replace(entry, revision=revision).to_line().encode("utf-8")
-                     for entry in result.history]
+            # The script stores only if the counter is still belief.counter: this write's
+            # number is the one after it.
+            lines = [entry.to_line().encode("utf-8") for entry in stamp_entries(
+                result.history, number=(belief.counter or 0) + 1, base_revision=None,
+                revision=revision, before=belief.selections, after=result.selections)]
             reply = self._swap(belief, rendered, revision, lines)
             if reply[0] == 1:
                 new_counter = int(reply[1])
@@ -426,7 +430,12 @@ class RedisBackend:
                         f"already holds selections or history under {self.keys.prefix}:*; "
                         "nothing was copied", path=self.location)
                 counter = int(pipe.get(self.keys.counter) or 0) + 1
+                # The copied state is the last copied revision: its number goes on.
+                numbered = max((entry.number or 0 for entry in history), default=0)
                 pipe.multi()
+                if numbered >= counter:
+                    pipe.set(self.keys.counter, numbered - 1)
+                    counter = numbered
                 self._queue_write(pipe, rendered, revision, counter, history)
                 pipe.execute()
         except redis.WatchError:

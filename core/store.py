@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from . import versions
 from .actor import default_actor
 from .backend import Backend, Commit, StoredState
 from .catalog import Catalog
@@ -30,6 +31,7 @@ from .errors import (
     ReadOnlyError,
 )
 from .fileformat import render_document, revision_of_bytes
+from .history import Revision
 from .models import (
     ChangeEvent,
     HistoryEntry,
@@ -79,9 +81,11 @@ class Transaction:
     checked again against the latest stored state at commit, and stored atomically.
     """
 
-    def __init__(self, store: SelectionStore, actor: str) -> None:
+    def __init__(self, store: SelectionStore, actor: str, reason: str | None = None) -> None:
         self._store = store
         self._actor = actor
+        #: Why the change is made (``--reason``): recorded on each of its history lines.
+        self._reason = reason
         self._operations: list[_Operation] = []
         #: After commit: the stored state the changes were applied to, and the result.
         self._before: Mapping[str, Selection] = {}
@@ -185,6 +189,25 @@ class SelectionStore:
         """Changes, newest first: time, actor, provider, action, old and new model."""
         return self._backend.read_history(provider, limit)
 
+    def revisions(self, *, provider: str | None = None,
+                  limit: int | None = None) -> list[Revision]:
+        """Whole writes, newest first (optionally only those touching ``provider``)."""
+        return versions.revisions(self._backend, provider=provider, limit=limit)
+
+    def document_at(self, number: int) -> dict[str, Selection]:
+        """The whole document as of revision ``number`` (ConfigurationError if unknown)."""
+        return versions.document_at(self._backend, number)
+
+    def rollback(self, number: int, *, reason: str | None = None, include_locked: bool = False,
+                 actor: str | None = None) -> versions.Rollback:
+        """Make the document equal to revision ``number`` in one write ("rollback to N").
+
+        Locked providers stay as they are (and are named) unless ``include_locked``; a
+        change by someone else since this store loaded is a conflict, as for any write.
+        """
+        return versions.rollback(self, number, reason=reason, include_locked=include_locked,
+                                 actor=actor)
+
     # -- loading ----------------------------------------------------------------------------
     def _load_at_start(self) -> None:
         try:
@@ -262,32 +285,34 @@ class SelectionStore:
 
     # -- writing ----------------------------------------------------------------------------
     def set_model_selection(self, provider: str, model_name: str, *, actor: str | None = None,
-                            expect: str | None = UNSET) -> Selection:
+                            expect: str | None = UNSET, reason: str | None = None) -> Selection:
         """Select ``model_name`` for ``provider`` after validating it against the catalog.
 
         ``expect`` (a model name, or None for "no selection") refuses with ConflictError
         if the stored value differs; without it, a change made by someone else since
-        this store last loaded is a conflict.
+        this store last loaded is a conflict. ``reason`` (why) goes into the history.
         """
-        with self.transaction(actor=actor) as tx:
+        with self.transaction(actor=actor, reason=reason) as tx:
             tx.set_model_selection(provider, model_name, expect=expect)
         return tx._after[provider]
 
     def bulk_set_model_selections(self, selections: Mapping[str, str], *,
-                                  actor: str | None = None) -> dict[str, Selection]:
+                                  actor: str | None = None,
+                                  reason: str | None = None) -> dict[str, Selection]:
         """Set several providers in one atomic write: all of them, or none."""
-        with self.transaction(actor=actor) as tx:
+        with self.transaction(actor=actor, reason=reason) as tx:
             for provider, model_name in selections.items():
                 tx.set_model_selection(provider, model_name)
         return {provider: tx._after[provider] for provider in selections}
 
     def remove_model_selection(self, provider: str, *, actor: str | None = None,
-                               expect: str | None = UNSET) -> Selection | None:
+                               expect: str | None = UNSET,
+                               reason: str | None = None) -> Selection | None:
         """Remove the provider's selection; returns what it was (None if there was none).
 
         Removing a provider that has no selection is not an error: the state is as asked.
         """
-        with self.transaction(actor=actor) as tx:
+        with self.transaction(actor=actor, reason=reason) as tx:
             tx.remove_model_selection(provider, expect=expect)
         return tx._before.get(provider)
 
@@ -298,17 +323,22 @@ class SelectionStore:
             tx.lock(provider, reason=reason)
         return tx._after[provider]
 
-    def unlock(self, provider: str, *, actor: str | None = None) -> Selection:
-        with self.transaction(actor=actor) as tx:
+    def unlock(self, provider: str, *, actor: str | None = None,
+               reason: str | None = None) -> Selection:
+        with self.transaction(actor=actor, reason=reason) as tx:
             tx.unlock(provider)
         return tx._after[provider]
 
     @contextlib.contextmanager
-    def transaction(self, *, actor: str | None = None) -> Iterator[Transaction]:
-        """Collect changes and write them as one; an exception inside writes nothing."""
+    def transaction(self, *, actor: str | None = None,
+                    reason: str | None = None) -> Iterator[Transaction]:
+        """Collect changes and write them as one; an exception inside writes nothing.
+
+        ``reason`` (why) is recorded on each history line of the write.
+        """
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
-        tx = Transaction(self, _clean_text(actor) or self.actor)
+        tx = Transaction(self, _clean_text(actor) or self.actor, _clean_text(reason))
         yield tx
         self._commit(tx)
 
@@ -324,7 +354,11 @@ class SelectionStore:
 
             def apply(current: Mapping[str, Selection]) -> Commit | None:
                 seen.append(current)
-                return self._apply(operations, tx._actor, base, current)
+                result = self._apply(operations, tx._actor, base, current)
+                if result is not None and tx._reason is not None:
+                    result = Commit(result.selections, tuple(
+                        replace(entry, reason=tx._reason) for entry in result.history))
+                return result
 
             try:
                 stored = self._backend.commit(apply, base=base_state)

@@ -188,7 +188,9 @@ def test_history_newest_first_filtered_and_limited(modelboard: Modelboard) -> No
     assert rows[4].endswith("(none) -> gpt-4o")
     assert [e["action"] for e in everything.json()] == ["lock", "set", "set", "set"]
     assert set(everything.json()[0]) == {"time", "actor", "provider", "action", "old", "new",
-                                         "revision", "reason"}
+                                         "revision", "reason", "rev", "base_revision",
+                                         "before", "after"}
+    assert [e["rev"] for e in everything.json()] == [4, 3, 2, 1]
     assert [(e["provider"], e["old"], e["new"]) for e in openai_two.json()] == [
         ("openai", "gpt-4.1", "gpt-4.1"), ("openai", "gpt-4o", "gpt-4.1")]
 

@@ -1,0 +1,121 @@
+"""Revisions of a store: the log, the document as of any revision, and rollback in one write.
+
+Every write is a numbered revision (see core/history.py for how the number is kept on the
+file, and the Redis counter for Redis). The document of an older revision is rebuilt from
+the current one by undoing, newest first, what each later revision changed (each history
+line records its provider's whole entry before and after); the result is checked against
+the content hash that revision recorded, so what ``show`` prints is exactly what was stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import history
+from .backend import Backend
+from .errors import ConfigurationError
+from .history import Revision, group_revisions
+from .models import HistoryEntry, ProviderChange, Selection, diff_snapshots
+
+if TYPE_CHECKING:
+    from .store import SelectionStore
+
+__all__ = ["Rollback", "diff_documents", "document_at", "revisions", "rollback"]
+
+
+def _entries(backend: Backend) -> Iterator[HistoryEntry]:
+    """The backend's history, newest first, read lazily when the backend can."""
+    lazy = getattr(backend, "iter_history", None)
+    if lazy is not None:
+        entries: Iterator[HistoryEntry] = lazy()
+        return entries
+    return iter(backend.read_history())
+
+
+def revisions(backend: Backend, *, provider: str | None = None,
+              limit: int | None = None) -> list[Revision]:
+    """Whole writes, newest first; with ``provider``, only those that touched it."""
+    found: list[Revision] = []
+    for revision in group_revisions(_entries(backend)):
+        if provider is not None and all(e.provider != provider for e in revision.entries):
+            continue
+        found.append(revision)
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def document_at(backend: Backend, number: int) -> dict[str, Selection]:
+    """The whole document as of revision ``number``; ConfigurationError (one line) if unknown."""
+    current = backend.load()
+    newest_first: list[Revision] = []
+    for revision in group_revisions(_entries(backend)):
+        newest_first.append(revision)
+        if revision.number is not None and revision.number <= number:
+            break
+    if not newest_first:
+        raise ConfigurationError("the history is empty: there are no revisions",
+                                 path=backend.location)
+    try:
+        return history.document_at(number, current.selections, current.revision, newest_first)
+    except ConfigurationError as exc:
+        raise ConfigurationError(exc.reason, path=backend.location) from None
+
+
+def diff_documents(old: Mapping[str, Selection],
+                   new: Mapping[str, Selection]) -> tuple[ProviderChange, ...]:
+    """What changed from ``old`` to ``new``, provider by provider."""
+    return diff_snapshots(old, new)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """What a rollback did: the revision it went back to, the one it wrote, and what it kept."""
+
+    target: int
+    #: The number of the revision the rollback wrote; None when there was nothing to change.
+    number: int | None
+    changes: tuple[ProviderChange, ...]
+    #: Locked providers left as they are (pass include_locked to roll them back too).
+    kept_locked: tuple[str, ...]
+
+
+def rollback(store: SelectionStore, number: int, *, reason: str | None, include_locked: bool,
+             actor: str | None) -> Rollback:
+    """Make the document equal to revision ``number`` in one write (see SelectionStore)."""
+    target = store.document_at(number)
+    store.reload()
+    current = store.snapshot
+    kept: list[str] = []
+    why = f"rollback to {number}" + (f": {reason}" if reason else "")
+    with store.transaction(actor=actor, reason=why) as tx:
+        for provider in sorted(set(current) | set(target)):
+            now, then = current.get(provider), target.get(provider)
+            if _same(now, then):
+                continue
+            if now is not None and now.locked:
+                if not include_locked:
+                    kept.append(provider)
+                    continue
+                tx.unlock(provider)
+            if then is None:
+                tx.remove_model_selection(provider)
+                continue
+            if now is None or now.model_name != then.model_name:
+                tx.set_model_selection(provider, then.model_name)
+            if then.locked:
+                tx.lock(provider, reason=then.lock_reason)
+    after = store.snapshot
+    changes = diff_snapshots(current, after) if after.revision != current.revision else ()
+    written = store.revisions(limit=1)[0].number if changes else None
+    return Rollback(number, written, changes, tuple(kept))
+
+
+def _same(now: Selection | None, then: Selection | None) -> bool:
+    """Equal as far as a rollback restores: the model, the lock and its reason."""
+    if now is None or then is None:
+        return now is then
+    return (now.model_name, now.editable, now.lock_reason if now.locked else None) == \
+        (then.model_name, then.editable, then.lock_reason if then.locked else None)
