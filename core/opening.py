@@ -62,16 +62,20 @@ def _backend_for(location: str, *, read_only: bool) -> Backend:
 
 def open_store(location: str | os.PathLike[str] | None = None, *,
                catalog: Catalog | str | Path | None = None, actor: str | None = None,
-               read_only: bool = False, watch: bool = False) -> SelectionStore:
+               read_only: bool = False, watch: bool = False, report: bool = True,
+               reader_name: str | None = None) -> SelectionStore:
     """Open the selections at ``location`` (a file path or a ``redis://`` URL).
 
     ``catalog`` is a Catalog, or the path of a catalog file (JSON or TOML); else
     ``$MODELBOARD_CATALOG``, else the bundled catalog. ``read_only`` writes nothing at
     all, not even a lock file. ``watch`` starts the background reload thread (see
-    ``start_watching``).
+    ``start_watching``). A watching store reports itself to the fleet (see
+    ``store.readers()``) under ``reader_name`` (default: the program's name) unless
+    ``report`` is false or ``$MODELBOARD_REPORT`` is 0.
     """
     store = SelectionStore(_backend_for(resolve_location(location), read_only=read_only),
-                           catalog=resolve_catalog(catalog), actor=actor)
+                           catalog=resolve_catalog(catalog), actor=actor, report=report,
+                           reader_name=reader_name)
     if watch:
         store.start_watching()
     return store

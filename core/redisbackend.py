@@ -236,6 +236,11 @@ class RedisBackend:
     def __repr__(self) -> str:
         return f"RedisBackend({self.location!r}, read_only={self.read_only})"
 
+    @property
+    def client(self) -> redis.Redis:
+        """The connection, for the fleet's reader reports under the same prefix."""
+        return self._client
+
     def _unavailable(self, exc: BaseException, consequence: str = "") -> RedisUnavailableError:
         if isinstance(exc, redis.AuthenticationError):
             what = f"Redis refused the credentials: {_reason(exc)}"

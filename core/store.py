@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import versions
+from . import fleet, versions
 from .actor import default_actor
 from .backend import Backend, Commit, StoredState
 from .catalog import Catalog
@@ -128,7 +128,8 @@ class SelectionStore:
     """
 
     def __init__(self, backend: Backend, *, catalog: Catalog | None = None,
-                 actor: str | None = None) -> None:
+                 actor: str | None = None, report: bool = True,
+                 reader_name: str | None = None) -> None:
         self._backend = backend
         self.catalog = catalog if catalog is not None else Catalog.default()
         self.actor = _clean_text(actor) or default_actor()
@@ -148,6 +149,9 @@ class SelectionStore:
         self._watch_stop = threading.Event()
         self._watch_ready = threading.Event()
         self._load_at_start()
+        #: The heartbeat that tells the fleet what this store serves (see core/fleet.py).
+        self._reporter = fleet.reporter_for(self, report=report, reader_name=reader_name)
+        self._fleet: fleet.Fleet | None = None
 
     # -- reading (the proxy's hot path) -----------------------------------------------------
     @property
@@ -269,6 +273,8 @@ class SelectionStore:
             return
         self.load_error = error
         log.warning("%s", error)
+        if self._reporter is not None:
+            self._reporter.poke()
         self._publish(ChangeEvent(self._snapshot, self._snapshot, (), error, "external"))
 
     def _install(self, state: StoredState, source: Literal["local", "external"]) -> None:
@@ -280,6 +286,8 @@ class SelectionStore:
             return
         new = Snapshot(state.selections, state.revision)
         self._snapshot = new  # the one assignment readers see
+        if self._reporter is not None:
+            self._reporter.poke()
         if self._subscribers:  # the diff is for subscribers; without any, skip its O(n)
             self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source))
 
@@ -506,6 +514,8 @@ class SelectionStore:
                     name="modelboard-watch", daemon=True)
                 self._watch_thread.start()
             ready = self._watch_ready
+        if self._reporter is not None:
+            self._reporter.start()
         if wait and not ready.wait(timeout=WATCH_START_TIMEOUT_S):
             log.warning("%s: the watch is not armed after %.0f s; going on without waiting",
                         self.location, WATCH_START_TIMEOUT_S)
@@ -521,6 +531,8 @@ class SelectionStore:
                 return
             thread, self._watch_thread = self._watch_thread, None
             self._watch_stop.set()
+        if self._reporter is not None:
+            self._reporter.poke()  # no longer watching: the fleet should know
         if thread is not threading.current_thread():  # a subscriber may stop it from inside
             thread.join(timeout=WATCH_START_TIMEOUT_S)
 
@@ -600,11 +612,19 @@ class SelectionStore:
         with self._watch_lock:
             dispatcher, self._dispatcher = self._dispatcher, None
             self._subscribers = ()
+        if self._reporter is not None:
+            self._reporter.stop()
         if dispatcher is not None:
             self._events.put(None)
             if dispatcher is not threading.current_thread():  # a subscriber may close it
                 dispatcher.join(timeout=10)
         self._backend.close()
+
+    def readers(self) -> list[fleet.Reader]:
+        """Every reader process of this store with its status (see core/fleet.py)."""
+        if self._fleet is None:
+            self._fleet = fleet.Fleet(self)
+        return self._fleet.readers()
 
     def __repr__(self) -> str:
         return (f"SelectionStore({self.location!r}, revision={self._snapshot.revision!r}, "

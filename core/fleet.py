@@ -1,0 +1,895 @@
+"""The fleet: every watching store reports which revision it serves; observers judge them.
+
+A reader (a proxy process with a watching store) writes a small report, its heartbeat,
+whenever it reloads and otherwise every ``heartbeat_s`` seconds, from a thread of its
+own: never on the request path, and a report that cannot be written never fails the
+store (it is logged once and retried). An observer (``modelboard fleet``, the editor,
+``--wait``, ``store.readers()``) reads every report and judges each with one function,
+:func:`judge`: ``current``, ``behind``, ``stale``, ``error`` or ``unreadable``.
+
+Where reports live: for a file, one file per process in ``<name>.readers/`` beside the
+data file (or in ``$MODELBOARD_READERS_DIR``); for Redis, one key per process under the
+store's prefix, with an expiry. How old a heartbeat is comes from the backend's clock
+(the file's mtime, set by the kernel; the key's remaining time to live, kept by the
+Redis server) and, for an observer that looks more than once, from each report's own
+sequence number as it moves: a reader whose host clock is off is never judged by it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import socket
+import stat
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .models import HistoryEntry
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .store import SelectionStore
+
+__all__ = [
+    "DEAD_AFTER_S",
+    "HEARTBEAT_ENV_VAR",
+    "READERS_DIR_ENV_VAR",
+    "REPORT_ENV_VAR",
+    "STALE_AFTER_BEATS",
+    "Fleet",
+    "Reader",
+    "ReaderReport",
+    "Status",
+    "judge",
+    "summary",
+]
+
+log = logging.getLogger("modelboard")
+
+#: Marks a report as modelboard's; anything else in the folder is unreadable.
+REPORT_FORMAT = "modelboard-reader"
+REPORT_VERSION = 1
+#: Seconds between heartbeats (``$MODELBOARD_HEARTBEAT_S`` overrides, e.g. in tests).
+HEARTBEAT_S = 5.0
+HEARTBEAT_ENV_VAR = "MODELBOARD_HEARTBEAT_S"
+#: A reader is stale after this many heartbeats missed.
+STALE_AFTER_BEATS = 3
+#: A reader silent this long is dead: its report is removed (Redis lets it expire).
+DEAD_AFTER_S = 3600.0
+REPORT_ENV_VAR = "MODELBOARD_REPORT"
+READERS_DIR_ENV_VAR = "MODELBOARD_READERS_DIR"
+#: A report is a few hundred bytes; anything much larger is not one.
+MAX_REPORT_BYTES = 64 * 1024
+#: How many history entries an observer reads to count how far behind a reader is.
+HISTORY_LOOKBACK = 1000
+
+Status = Literal["current", "behind", "stale", "error", "unreadable"]
+STATUSES: tuple[Status, ...] = ("current", "behind", "stale", "error", "unreadable")
+
+
+def heartbeat_interval() -> float:
+    """The heartbeat interval: ``$MODELBOARD_HEARTBEAT_S`` if it is a positive number."""
+    text = os.environ.get(HEARTBEAT_ENV_VAR, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return HEARTBEAT_S
+    return value if 0.01 <= value <= 3600 else HEARTBEAT_S
+
+
+def reporting_enabled(report: bool) -> bool:
+    return report and os.environ.get(REPORT_ENV_VAR, "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def program_name() -> str:
+    """The default reader name: the program that runs (``gunicorn``, ``modelboard`` ...)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else sys.executable
+    return _clean(Path(argv0).name) or "python"
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:limit]
+
+
+def _safe_id(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:120]
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("modelboard")
+    except Exception:  # not installed as a distribution (a source tree): say so plainly
+        return "unknown"
+
+
+# -- the report --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ReaderReport:
+    """What one reader process says about itself, as written in its heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    name: str
+    #: Which store it reads (the data file's real path, or the Redis key prefix).
+    store: str
+    revision: str
+    loaded_at: datetime
+    load_error: str | None
+    warnings: tuple[str, ...]
+    watching: bool
+    version: str
+    started_at: datetime
+    #: Grows by one with every report this process writes: observers see it move.
+    sequence: int
+    #: Seconds between this reader's heartbeats.
+    interval_s: float
+    #: The reader's user id (a report file must belong to it).
+    uid: int
+    #: The reader's own clock when it wrote this: shown, never used to judge staleness.
+    written_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
+            "id": self.id, "host": self.host, "pid": self.pid, "name": self.name,
+            "store": self.store, "revision": self.revision,
+            "loaded_at": self.loaded_at.isoformat(), "load_error": self.load_error,
+            "warnings": list(self.warnings), "watching": self.watching,
+            "version": self.version, "started_at": self.started_at.isoformat(),
+            "sequence": self.sequence, "interval_s": self.interval_s, "uid": self.uid,
+            "written_at": self.written_at.isoformat(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True, ensure_ascii=True).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReaderReport:
+        """Parse a report; ValueError saying why if it is not one this version can trust."""
+        if len(data) > MAX_REPORT_BYTES:
+            raise ValueError(f"over {MAX_REPORT_BYTES // 1024} KiB: not a report")
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("format") != REPORT_FORMAT:
+            raise ValueError("not a modelboard reader report")
+        version = raw.get("format_version")
+        if type(version) is not int or version < 1:
+            raise ValueError("no report version")
+        if version > REPORT_VERSION:
+            raise ValueError(f"report version {version} is newer than this modelboard "
+                             f"understands ({REPORT_VERSION})")
+        try:
+            report = cls(
+                id=_text(raw["id"]), host=_text(raw["host"]), pid=_int(raw["pid"]),
+                name=_text(raw["name"]), store=_text(raw["store"]),
+                revision=_text(raw["revision"]), loaded_at=_moment(raw["loaded_at"]),
+                load_error=None if raw["load_error"] is None else _text(raw["load_error"]),
+                warnings=tuple(_text(w) for w in _list(raw["warnings"])),
+                watching=_bool(raw["watching"]), version=_text(raw["version"]),
+                started_at=_moment(raw["started_at"]), sequence=_int(raw["sequence"]),
+                interval_s=_number(raw["interval_s"]), uid=_int(raw["uid"]),
+                written_at=_moment(raw["written_at"]))
+        except KeyError as exc:
+            raise ValueError(f"field {exc.args[0]!r} is missing") from None
+        if not report.id or report.id != _safe_id(report.id):
+            raise ValueError("bad reader id")
+        return report
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, found {type(value).__name__}")
+    return _clean(value, 2000)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a count, found {value!r}"[:80])
+    return value
+
+
+def _number(value: object) -> float:
+    if type(value) not in (int, float) or not 0 < value <= 3600:  # type: ignore[operator]
+        raise ValueError(f"expected an interval in seconds, found {value!r}"[:80])
+    return float(value)  # type: ignore[arg-type]
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, found {value!r}"[:80])
+    return value
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, found {type(value).__name__}")
+    return value
+
+
+def _moment(value: object) -> datetime:
+    moment = datetime.fromisoformat(_text(value))
+    if moment.tzinfo is None:
+        raise ValueError("a time without a time zone")
+    return moment
+
+
+# -- the judgement -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """A report as an observer judges it (``store.readers()`` returns these)."""
+
+    #: Where the report was found (a file name or a Redis key).
+    key: str
+    status: Status
+    report: ReaderReport | None
+    #: Seconds since its last heartbeat, as well as the observer can tell.
+    age_s: float
+    #: For ``behind``: how many changes it misses (None: more than the history shows).
+    behind_changes: int | None = None
+    #: For ``behind``: when the first change it misses was made.
+    behind_since: datetime | None = None
+    #: For ``unreadable``: why.
+    problem: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """Not stale: it sent a heartbeat within the last three intervals."""
+        return self.status != "stale"
+
+    @property
+    def label(self) -> str:
+        """``proxy-eu-3 (host-3, pid 77)``, or the key of an unreadable report."""
+        if self.report is None:
+            return self.key
+        return f"{self.report.name} ({self.report.host}, pid {self.report.pid})"
+
+    def describe(self) -> str:
+        """The status with its detail: ``behind by 2 changes for 3m``, ``stale (12 s)``."""
+        if self.status == "behind":
+            count = (f"{self.behind_changes} change{'s' * (self.behind_changes != 1)}"
+                     if self.behind_changes is not None else "many changes")
+            since = self.behind_since
+            age = f" for {_duration((utc_now() - since).total_seconds())}" if since else ""
+            return f"behind by {count}{age}"
+        if self.status == "stale":
+            return f"stale (no heartbeat for {_duration(self.age_s)})"
+        if self.status == "error" and self.report is not None:
+            return f"error: {self.report.load_error}"
+        if self.status == "unreadable":
+            return f"unreadable: {self.problem}"
+        return self.status
+
+    def to_json(self) -> dict[str, Any]:
+        report = self.report.to_json() if self.report is not None else None
+        if report is not None:
+            del report["format"], report["format_version"]
+        return {
+            "key": self.key, "status": self.status, "age_s": round(self.age_s, 3),
+            "behind_changes": self.behind_changes,
+            "behind_since": self.behind_since.isoformat() if self.behind_since else None,
+            "problem": self.problem, "report": report,
+        }
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def judge(report: ReaderReport, *, age_s: float, latest_revision: str,
+          history: Sequence[HistoryEntry] = ()) -> tuple[Status, int | None, datetime | None]:
+    """The status of one reader: the one rule every view of the fleet uses.
+
+    ``stale``: no heartbeat for three of its intervals (hung, stopped or killed; what it
+    said last is no longer evidence). ``error``: it has a load error. ``current``: it
+    serves ``latest_revision``. ``behind``: it serves an older one; then also how many
+    changes it misses and since when, counted in ``history`` (newest first).
+    """
+    if age_s > STALE_AFTER_BEATS * report.interval_s:
+        return "stale", None, None
+    if report.load_error is not None:
+        return "error", None, None
+    if report.revision == latest_revision:
+        return "current", None, None
+    missed: set[str] = set()
+    since: datetime | None = None
+    for entry in history:
+        if entry.revision == report.revision:
+            return "behind", len(missed), since
+        missed.add(entry.revision)
+        since = entry.time
+    return "behind", None, since
+
+
+def summary(readers: Sequence[Reader]) -> str:
+    """``8 readers: 7 current, 1 behind``."""
+    counts = {status: sum(r.status == status for r in readers) for status in STATUSES}
+    parts = [f"{counts[s]} {s}" for s in STATUSES if counts[s]]
+    noun = "reader" if len(readers) == 1 else "readers"
+    return f"{len(readers)} {noun}: " + (", ".join(parts) if parts else "none reporting")
+
+
+# -- where reports live ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RawReport:
+    """A report as found: its bytes (None if they could not be read) and its age."""
+
+    key: str
+    data: bytes | None
+    age_s: float
+    problem: str | None = None
+    #: The file's owner, when the backend has one (a report must belong to its writer).
+    owner: int | None = None
+
+
+class ReportSink(Protocol):
+    """Where one store's reports are written and read."""
+
+    where: str
+    #: True when ages come from one shared clock (the Redis server's), never a host's.
+    shared_clock: bool
+    store_id: str
+
+    def write(self, report: ReaderReport) -> None: ...
+    def remove(self, reader_id: str) -> None: ...
+    def read_all(self) -> list[RawReport]: ...
+    def delete(self, key: str) -> None: ...
+    def trusted_owner(self, owner: int | None, report: ReaderReport) -> bool: ...
+
+
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class FileReportSink:
+    """One file per reader in ``<name>.readers/`` beside the data file.
+
+    Each is opened relative to the folder, never through a symlink, only if it is a
+    regular file, without blocking; written as a temporary file renamed over the old
+    one; with the data file's owner, group and permission bits. A reader given
+    ``$MODELBOARD_READERS_DIR`` writes there instead (observers read both).
+    """
+
+    shared_clock = False
+
+    def __init__(self, data_file: Path, readers_dir: str | None = None) -> None:
+        self.data_file = data_file
+        self.store_id = str(data_file)
+        self.folder = data_file.with_name(data_file.name + ".readers")
+        self.extra = Path(readers_dir) if readers_dir else None
+        self.where = str(self.extra or self.folder)
+
+    # folder handling: the report folder is opened from its parent without following links
+    def _open_folder(self, folder: Path, *, create: bool) -> int:
+        if folder == self.extra:
+            return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        parent = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if create:
+                mode, owner = self._model()
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder.name, _folder_mode(mode), dir_fd=parent)
+                    fd = os.open(folder.name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS,
+                                 dir_fd=parent)
+                    try:
+                        os.fchmod(fd, _folder_mode(mode))  # not narrowed by the umask
+                        if owner is not None and os.geteuid() == 0:
+                            os.fchown(fd, *owner)
+                    finally:
+                        os.close(fd)
+            return os.open(folder.name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS,
+                           dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def _model(self) -> tuple[int, tuple[int, int] | None]:
+        """The data file's permission bits and owner (0600 and ours when it is missing)."""
+        try:
+            status = os.stat(self.data_file)
+        except OSError:
+            return 0o600, None
+        return stat.S_IMODE(status.st_mode) & 0o666, (status.st_uid, status.st_gid)
+
+    def write(self, report: ReaderReport) -> None:
+        try:
+            self._write(report)
+        except FileNotFoundError:
+            self._write(report)  # the last other reader removed the folder meanwhile
+
+    def _write(self, report: ReaderReport) -> None:
+        folder = self.extra or self.folder
+        fd = self._open_folder(folder, create=self.extra is None)
+        try:
+            mode, owner = self._model()
+            name = f"{report.id}.json"
+            temp = f".{name}.{secrets.token_hex(4)}.tmp"
+            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, mode,
+                          dir_fd=fd)
+            try:
+                try:
+                    os.fchmod(out, mode)
+                    if owner is not None and os.geteuid() == 0 and folder != self.extra:
+                        os.fchown(out, *owner)
+                    data = report.to_bytes()
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(out, view):]
+                finally:
+                    os.close(out)
+                os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=fd)
+                raise
+        finally:
+            os.close(fd)
+
+    def remove(self, reader_id: str) -> None:
+        folder = self.extra or self.folder
+        with contextlib.suppress(OSError):
+            fd = self._open_folder(folder, create=False)
+            try:
+                os.unlink(f"{reader_id}.json", dir_fd=fd)
+            finally:
+                os.close(fd)
+        if folder == self.folder:
+            with contextlib.suppress(OSError):  # the last reader leaves no empty folder behind
+                os.rmdir(folder)
+
+    def _folders(self) -> list[Path]:
+        return [self.folder] + ([self.extra] if self.extra and self.extra != self.folder else [])
+
+    def read_all(self) -> list[RawReport]:
+        found: list[RawReport] = []
+        for folder in self._folders():
+            try:
+                fd = self._open_folder(folder, create=False)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                found.append(RawReport(str(folder), None, 0.0,
+                                       f"cannot open the folder: {exc.strerror}"))
+                continue
+            try:
+                found.extend(self._read_folder(folder, fd))
+            finally:
+                os.close(fd)
+        return found
+
+    def _read_folder(self, folder: Path, fd: int) -> Iterator[RawReport]:
+        now = time.time()
+        for name in sorted(os.listdir(fd)):
+            key = str(folder / name)
+            if name.startswith("."):
+                self._sweep(name, fd, now)
+                continue
+            try:
+                handle = os.open(name, os.O_RDONLY | _OPEN_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                reason = ("a symlink" if exc.errno == errno.ELOOP
+                          else f"cannot open: {exc.strerror}")
+                yield RawReport(key, None, 0.0, reason)
+                continue
+            try:
+                status = os.fstat(handle)
+                age = max(0.0, now - status.st_mtime)
+                if not stat.S_ISREG(status.st_mode):
+                    yield RawReport(key, None, age, "not a regular file")
+                    continue
+                data = os.read(handle, MAX_REPORT_BYTES + 1)
+            except OSError as exc:
+                yield RawReport(key, None, 0.0, f"cannot read: {exc.strerror}")
+                continue
+            finally:
+                os.close(handle)
+            yield RawReport(key, data, age, owner=status.st_uid)
+
+    def _sweep(self, name: str, fd: int, now: float) -> None:
+        """A temp file a killed reader left behind, a minute old or more: remove it."""
+        if not name.endswith(".tmp"):
+            return
+        with contextlib.suppress(OSError):
+            if now - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > 60:
+                os.unlink(name, dir_fd=fd)
+
+    def delete(self, key: str) -> None:
+        path = Path(key)
+        with contextlib.suppress(OSError):
+            fd = self._open_folder(path.parent, create=False)
+            try:
+                os.unlink(path.name, dir_fd=fd)
+            finally:
+                os.close(fd)
+
+    def trusted_owner(self, owner: int | None, report: ReaderReport) -> bool:
+        # A report belongs to the user it names; root writes as the data file's owner.
+        if owner is None or owner == report.uid:
+            return True
+        _mode, data_owner = self._model()
+        return report.uid == 0 and data_owner is not None and owner == data_owner[0]
+
+
+def _folder_mode(file_mode: int) -> int:
+    """A folder readable by whoever may read the file: 0600 gives 0700, 0640 gives 0750."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
+class RedisReportSink:
+    """One key per reader under the store's prefix, expiring after an hour of silence.
+
+    A report's age is the expiry minus the key's remaining time to live, both kept by
+    the Redis server: no host's clock enters into it.
+    """
+
+    shared_clock = True
+
+    def __init__(self, client: Any, prefix: str, location: str) -> None:
+        self._client = client
+        self._prefix = f"{prefix}:reader:"
+        self.store_id = prefix
+        self.where = f"{location} ({self._prefix}*)"
+
+    def write(self, report: ReaderReport) -> None:
+        self._client.set(self._prefix + report.id, report.to_bytes(), ex=int(DEAD_AFTER_S))
+
+    def remove(self, reader_id: str) -> None:
+        self._client.delete(self._prefix + reader_id)
+
+    def read_all(self) -> list[RawReport]:
+        keys = sorted(self._client.scan_iter(match=self._prefix + "*", count=1000))
+        if not keys:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = pipe.execute()
+        found = []
+        for index, key in enumerate(keys):
+            data, ttl = replies[2 * index], replies[2 * index + 1]
+            name = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+            if data is None:
+                continue  # expired between the scan and the read
+            age = DEAD_AFTER_S - ttl / 1000 if isinstance(ttl, int) and ttl >= 0 else 0.0
+            found.append(RawReport(name, bytes(data), max(0.0, age)))
+        return found
+
+    def delete(self, key: str) -> None:
+        self._client.delete(key)
+
+    def trusted_owner(self, owner: int | None, report: ReaderReport) -> bool:
+        return True
+
+
+def sink_for(backend: Backend) -> ReportSink | None:
+    """Where ``backend``'s readers report, or None for a backend that has no such place."""
+    from .filebackend import FileBackend
+
+    if isinstance(backend, FileBackend):
+        return FileReportSink(backend.target, os.environ.get(READERS_DIR_ENV_VAR) or None)
+    client = getattr(backend, "client", None)
+    keys = getattr(backend, "keys", None)
+    if client is not None and keys is not None:
+        return RedisReportSink(client, keys.prefix, backend.location)
+    return None
+
+
+# -- the reader side: the heartbeat ------------------------------------------------------------
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+class Reporter:
+    """A store's heartbeat: writes its report on every reload and every ``interval_s``.
+
+    Runs in a daemon thread of its own, started with the store's first watch and
+    stopped by ``close()`` (which removes the report); a store that stops watching keeps
+    reporting, with ``watching`` false. After ``fork()`` the child reports as itself.
+    """
+
+    def __init__(self, store: SelectionStore, sink: ReportSink, *, name: str | None,
+                 interval_s: float | None = None) -> None:
+        self._store = weakref.ref(store)
+        self.sink = sink
+        self.name = _clean(name or "") or program_name()
+        self.interval_s = interval_s or heartbeat_interval()
+        self._host = socket.gethostname() or "localhost"
+        self._version = _version()
+        self._new_identity()
+        self._revision = store.snapshot.revision
+        self._loaded_at = utc_now()
+        self._warnings: tuple[str, ...] = ()
+        self._warnings_for: str | None = None  # the revision _warnings were computed for
+        _reporters.add(self)
+
+    def _new_identity(self) -> None:
+        self.id = _safe_id(f"{self._host.split('.')[0]}-{os.getpid()}-{secrets.token_hex(3)}")
+        self._started_at = utc_now()
+        self._sequence = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self._written = False
+
+    def start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name="modelboard-report",
+                                            daemon=True)
+            self._thread.start()
+
+    def poke(self) -> None:
+        """The store reloaded or changed state: report now (costs one Event.set)."""
+        store = self._store()
+        if store is not None and store.snapshot.revision != self._revision:
+            self._revision = store.snapshot.revision
+            self._loaded_at = utc_now()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the heartbeat and remove the report."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if self._written:
+            try:
+                self.sink.remove(self.id)
+            except Exception as exc:  # a server gone at shutdown: the report expires anyway
+                log.debug("could not remove the reader report %s: %s", self.id, exc)
+            self._written = False
+
+    def report(self) -> ReaderReport | None:
+        store = self._store()
+        if store is None:
+            return None
+        if self._warnings_for != self._revision:
+            self._warnings = tuple(store.warnings())
+            self._warnings_for = self._revision
+        error = store.load_error
+        self._sequence += 1
+        return ReaderReport(
+            id=self.id, host=self._host, pid=os.getpid(), name=self.name,
+            store=self.sink.store_id, revision=self._revision, loaded_at=self._loaded_at,
+            load_error=_clean(str(error), 2000) if error is not None else None,
+            warnings=self._warnings[:20], watching=store.watching, version=self._version,
+            started_at=self._started_at, sequence=self._sequence,
+            interval_s=self.interval_s, uid=os.geteuid(), written_at=utc_now())
+
+    def beat(self) -> bool:
+        """Write the report once; log the first failure of a streak, and the recovery."""
+        report = self.report()
+        if report is None:
+            return False
+        try:
+            self.sink.write(report)
+        except Exception as exc:
+            if not self._failing:
+                self._failing = True
+                hint = ""
+                if isinstance(exc, PermissionError | OSError) and not os.environ.get(
+                        READERS_DIR_ENV_VAR) and isinstance(self.sink, FileReportSink):
+                    hint = f"; set {READERS_DIR_ENV_VAR} to a folder this user can write"
+                log.warning("%s: cannot report this reader (%s)%s; retrying every %.0f s",
+                            self.sink.where, getattr(exc, "strerror", None) or exc, hint,
+                            self.interval_s)
+            return True
+        self._written = True
+        if self._failing:
+            self._failing = False
+            log.info("%s: reporting this reader again", self.sink.where)
+        return True
+
+    def _run(self) -> None:
+        wake, stop = self._wake, self._stop
+        while not stop.is_set():
+            wake.clear()
+            if not self.beat():
+                return
+            wake.wait(self.interval_s)
+
+    def _after_fork_in_child(self) -> None:
+        running = self._thread is not None
+        self._written = False  # the parent's report is the parent's to remove
+        self._new_identity()
+        if running:
+            self.start()
+
+
+def _rearm_after_fork() -> None:
+    for reporter in list(_reporters):
+        reporter._after_fork_in_child()
+
+
+def _remove_reports_at_exit() -> None:
+    for reporter in list(_reporters):
+        reporter.stop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_rearm_after_fork)
+atexit.register(_remove_reports_at_exit)
+
+
+def reporter_for(store: SelectionStore, *, report: bool,
+                 reader_name: str | None) -> Reporter | None:
+    """The store's heartbeat, or None when reporting is off or the backend has no place."""
+    if not reporting_enabled(report):
+        return None
+    sink = sink_for(store.backend)
+    return Reporter(store, sink, name=reader_name) if sink is not None else None
+
+
+# -- the observer side -------------------------------------------------------------------------
+@dataclass
+class _Seen:
+    sequence: int
+    first_seen: float
+    moved: bool
+
+
+@dataclass
+class Fleet:
+    """Reads a store's reports and judges them; keeps what it saw to follow sequences.
+
+    An observer that looks more than once (the editor, ``--wait``) judges a report's
+    age by when its sequence last moved, on its own monotonic clock, so a reader whose
+    host clock is off is never judged by it.
+    """
+
+    store: SelectionStore
+    sink: ReportSink | None = None
+    _seen: dict[str, _Seen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sink is None:
+            self.sink = sink_for(self.store.backend)
+
+    def readers(self, *, confirm: bool = False) -> list[Reader]:
+        """Every report with its status, sorted by name, host and pid.
+
+        ``confirm`` (for a one-time look): a report that looks stale by a clock that is
+        not shared (another host's file) gets a second look one heartbeat later, and
+        is live if its sequence moved meanwhile.
+        """
+        readers = self._look()
+        if confirm:
+            doubtful = [r for r in readers if r.status == "stale" and r.report is not None
+                        and not self.sink_shares_clock(r.report)
+                        and r.age_s < DEAD_AFTER_S]
+            if doubtful:
+                time.sleep(min(10.0, max(r.report.interval_s for r in doubtful
+                                         if r.report is not None) * 1.2))
+                readers = self._look()
+        return readers
+
+    def sink_shares_clock(self, report: ReaderReport) -> bool:
+        assert self.sink is not None
+        return self.sink.shared_clock or report.host == socket.gethostname()
+
+    def _look(self) -> list[Reader]:
+        sink = self.sink
+        if sink is None:
+            return []
+        store = self.store
+        if not store.watching:
+            with contextlib.suppress(Exception):
+                store._refresh()
+        latest = store.snapshot.revision
+        now = time.monotonic()
+        history: list[HistoryEntry] | None = None
+        readers: list[Reader] = []
+        seen_keys: set[str] = set()
+        for raw in sink.read_all():
+            seen_keys.add(raw.key)
+            if raw.data is None:
+                readers.append(Reader(raw.key, "unreadable", None, raw.age_s,
+                                      problem=raw.problem))
+                continue
+            try:
+                report = ReaderReport.from_bytes(raw.data)
+                if raw.key.rsplit("/", 1)[-1].rsplit(":", 1)[-1] not in (
+                        report.id, f"{report.id}.json"):
+                    raise ValueError("its name does not match the reader it describes")
+                if not sink.trusted_owner(raw.owner, report):
+                    raise ValueError("written by another user than the reader it names")
+            except ValueError as exc:
+                if raw.age_s > DEAD_AFTER_S:
+                    self._clean(raw.key)
+                    continue
+                readers.append(Reader(raw.key, "unreadable", None, raw.age_s,
+                                      problem=str(exc)))
+                continue
+            if report.store != sink.store_id:
+                if isinstance(sink, FileReportSink) and raw.key.startswith(str(sink.folder)):
+                    readers.append(Reader(raw.key, "unreadable", None, raw.age_s,
+                                          problem=f"a report for another store ({report.store})"))
+                continue  # a shared $MODELBOARD_READERS_DIR holds other stores' readers
+            age = self._age(raw.key, report, raw.age_s, now)
+            if age > DEAD_AFTER_S:
+                self._clean(raw.key)
+                continue
+            if report.revision != latest and report.load_error is None and history is None:
+                try:
+                    history = store.history(limit=HISTORY_LOOKBACK)
+                except Exception:
+                    history = []
+            status, changes, since = judge(report, age_s=age, latest_revision=latest,
+                                           history=history or ())
+            readers.append(Reader(raw.key, status, report, age, changes, since))
+        for key in set(self._seen) - seen_keys:
+            del self._seen[key]
+        readers.sort(key=lambda r: (r.report is None, r.report.name if r.report else r.key,
+                                    r.report.host if r.report else "",
+                                    r.report.pid if r.report else 0))
+        return readers
+
+    def _age(self, key: str, report: ReaderReport, clock_age: float, now: float) -> float:
+        seen = self._seen.get(key)
+        if seen is None or seen.sequence != report.sequence:
+            moved = seen is not None
+            self._seen[key] = _Seen(report.sequence, now, moved)
+            return 0.0 if moved else clock_age
+        watched = now - seen.first_seen
+        if seen.moved:
+            return watched  # when its sequence last moved, by our own clock alone
+        return max(clock_age, watched)
+
+    def _clean(self, key: str) -> None:
+        if self.store.read_only or self.sink is None:
+            return
+        try:
+            self.sink.delete(key)
+            log.info("removed the report of a reader silent for over an hour: %s", key)
+        except Exception as exc:
+            log.debug("could not remove %s: %s", key, exc)
+
+    def wait_for(self, revision: str, *, timeout_s: float,
+                 poll_s: float = 0.02) -> tuple[bool, float, list[Reader]]:
+        """Wait until every live reader serves ``revision``.
+
+        Returns (reached, seconds waited, the readers as last seen). Unreadable reports
+        never count as having reached it.
+        """
+        began = time.monotonic()
+        while True:
+            readers = self.readers()
+            waited = time.monotonic() - began
+            if all(reached(r, revision) for r in readers if r.live):
+                return True, waited, readers
+            if waited >= timeout_s:
+                return False, waited, readers
+            time.sleep(poll_s)
+
+
+def reached(reader: Reader, revision: str) -> bool:
+    return reader.report is not None and reader.report.revision == revision \
+        and reader.status != "unreadable"
+
+
+def laggards(readers: Iterable[Reader], revision: str) -> list[Reader]:
+    return [r for r in readers if r.live and not reached(r, revision)]
