@@ -514,11 +514,11 @@ class SelectionStore:
                     name="modelboard-watch", daemon=True)
                 self._watch_thread.start()
             ready = self._watch_ready
-        if self._reporter is not None:
-            self._reporter.start()
         if wait and not ready.wait(timeout=WATCH_START_TIMEOUT_S):
             log.warning("%s: the watch is not armed after %.0f s; going on without waiting",
                         self.location, WATCH_START_TIMEOUT_S)
+        if self._reporter is not None:
+            self._reporter.start()
         return self
 
     def stop_watching(self) -> None:

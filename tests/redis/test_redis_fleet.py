@@ -1,0 +1,69 @@
+"""Ten real reader processes on one Redis server: the fleet in Redis, judged by its clock."""
+
+from __future__ import annotations
+
+import pytest
+from fleet_readers import TEST_HEARTBEAT_S, reader_processes, wait_until
+
+from modelboard.core import open_store
+from modelboard.core.fleet import DEAD_AFTER_S, Fleet, Reader, laggards, summary
+
+pytestmark = pytest.mark.slow
+
+
+def statuses(readers: list[Reader]) -> dict[str, str]:
+    return {r.report.name if r.report else r.key: r.status for r in readers}
+
+
+def test_ten_readers_on_one_redis(redis_url: str, redis_key: str) -> None:
+    writer = open_store(redis_url, actor="deployer")
+    writer.set_model_selection("openai", "gpt-4o")
+    names = [f"proxy-{n}" for n in range(10)]
+    with reader_processes(redis_url, names) as readers:
+        fleet = Fleet(writer)
+        seen = wait_until(fleet.readers, lambda rs: statuses(rs) == dict.fromkeys(
+            names, "current"))
+        assert summary(seen) == "10 readers: 10 current"
+        client = writer.backend.client  # type: ignore[attr-defined]
+        keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_key}:reader:*"))
+        assert len(keys) == 10
+        assert all(0 < client.ttl(key) <= DEAD_AFTER_S for key in keys)  # dead hosts expire
+
+        writer.set_model_selection("openai", "gpt-4.1")
+        reached, waited, _ = fleet.wait_for(writer.snapshot.revision, timeout_s=10)
+        assert reached and waited < 10
+
+        stopped, killed, deaf = readers[1], readers[2], readers[3]
+        stopped.pause()
+        killed.kill()
+        deaf.send("stop-watching")
+        writer.set_model_selection("openai", "gpt-4o-mini")
+        expected = {**dict.fromkeys(names, "current"), stopped.name: "stale",
+                    killed.name: "stale", deaf.name: "behind"}
+        seen = wait_until(fleet.readers, lambda rs: statuses(rs) == expected,
+                          timeout=3 * TEST_HEARTBEAT_S + 15)
+        assert summary(seen) == "10 readers: 7 current, 1 behind, 2 stale"
+        reached, _, last = fleet.wait_for(writer.snapshot.revision, timeout_s=1)
+        assert not reached
+        assert [r.report.name for r in laggards(last, writer.snapshot.revision)
+                if r.report] == [deaf.name]
+
+        stopped.resume()
+        wait_until(fleet.readers, lambda rs: statuses(rs).get(stopped.name) == "current")
+
+        # A killed reader's key expires by itself; an hour is simulated by its TTL.
+        (key,) = [r.key for r in fleet.readers() if r.report and r.report.pid == killed.pid]
+        client.pexpire(key, 1)
+        wait_until(fleet.readers, lambda rs: killed.name not in statuses(rs))
+
+        readers[0].send("close")
+        wait_until(fleet.readers, lambda rs: readers[0].name not in statuses(rs))
+
+
+def test_a_foreign_entry_under_the_prefix_is_unreadable(redis_url: str, redis_key: str) -> None:
+    store = open_store(redis_url)
+    store.set_model_selection("openai", "gpt-4o")
+    client = store.backend.client  # type: ignore[attr-defined]
+    client.set(f"{redis_key}:reader:intruder", b'{"format": "something else"}', ex=60)
+    (seen,) = Fleet(store).readers()
+    assert (seen.status, seen.problem) == ("unreadable", "not a modelboard reader report")
