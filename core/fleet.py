@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -868,28 +868,52 @@ class Fleet:
         except Exception as exc:
             log.debug("could not remove %s: %s", key, exc)
 
-    def wait_for(self, revision: str, *, timeout_s: float,
-                 poll_s: float = 0.02) -> tuple[bool, float, list[Reader]]:
-        """Wait until every live reader serves ``revision``.
+    def wait_for(self, revision: str, *, timeout_s: float, poll_s: float = 0.02) -> Waited:
+        """Wait until every live reader serves ``revision`` (or a later one).
 
-        Returns (reached, seconds waited, the readers as last seen). Unreadable reports
-        never count as having reached it.
+        Unreadable reports never count as having reached it; stale readers are not live
+        and do not count either way.
         """
         began = time.monotonic()
         while True:
             readers = self.readers()
+            accepted = self._at_or_after(revision)
+            behind = [r for r in readers if r.live and not _serves(r, accepted)]
             waited = time.monotonic() - began
-            if all(reached(r, revision) for r in readers if r.live):
-                return True, waited, readers
-            if waited >= timeout_s:
-                return False, waited, readers
+            if not behind or waited >= timeout_s:
+                live = [r for r in readers if r.live]
+                return Waited(not behind, waited, len(live) - len(behind), len(live), behind)
             time.sleep(poll_s)
 
+    def _at_or_after(self, revision: str) -> set[str]:
+        """``revision`` and those written after it (another writer may have followed)."""
+        if self.store.snapshot.revision == revision:
+            return {revision}
+        later = {revision}
+        try:
+            history = self.store.history(limit=HISTORY_LOOKBACK)
+        except Exception:
+            return later
+        for entry in history:
+            if entry.revision == revision:
+                return later
+            later.add(entry.revision)
+        return {revision}
 
-def reached(reader: Reader, revision: str) -> bool:
-    return reader.report is not None and reader.report.revision == revision \
-        and reader.status != "unreadable"
+
+@dataclass(frozen=True, slots=True)
+class Waited:
+    """How a wait for a revision ended."""
+
+    reached: bool
+    seconds: float
+    #: Live readers that serve it, of how many live readers.
+    count: int
+    total: int
+    #: The live readers that do not (or whose report cannot be trusted).
+    laggards: list[Reader]
 
 
-def laggards(readers: Iterable[Reader], revision: str) -> list[Reader]:
-    return [r for r in readers if r.live and not reached(r, revision)]
+def _serves(reader: Reader, revisions: set[str]) -> bool:
+    return (reader.status != "unreadable" and reader.report is not None
+            and reader.report.revision in revisions)

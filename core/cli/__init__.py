@@ -11,8 +11,8 @@ keys and the shapes documented in the README.
 
 The modules: ``parser`` (the grammar), ``session`` (one run: options, store, exit
 codes), ``output`` (terminal-safe text, tables, JSON), and one module per group of
-commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watch``
-and ``launch`` (the editor).
+commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watch``,
+``fleet`` (the fleet and ``--wait``) and ``launch`` (the editor).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from ..errors import ConflictError, LockedError, ModelboardError, NotFoundError
 from .files import cmd_apply, cmd_migrate, cmd_validate
+from .fleet import cmd_fleet
 from .launch import cmd_tui
 from .output import Terminal, shown
 from .parser import build_parser
@@ -54,6 +55,7 @@ COMMANDS: dict[str | None, Handler] = {
     "watch": cmd_watch,
     "catalog": cmd_catalog,
     "migrate": cmd_migrate,
+    "fleet": cmd_fleet,
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, LockedError, ValidationError
 from ..fileformat import parse_document
+from .fleet import wait_if_asked
 from .output import REMOTE_SCHEMES, change_line, clean, shown
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
@@ -76,7 +77,7 @@ def cmd_apply(session: Session) -> int:
             for provider, _old, new in changes:
                 tx.set_model_selection(provider, new)
     terminal.line(f"applied {count} to {clean(store.location)}{tail}")
-    return EXIT_OK
+    return wait_if_asked(session, store)
 
 
 def cmd_validate(session: Session) -> int:

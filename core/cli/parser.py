@@ -7,6 +7,7 @@ import textwrap
 from typing import NoReturn
 
 from .. import __version__
+from .fleet import add_wait_option
 from .session import EXIT_USAGE
 
 __all__ = ["build_parser"]
@@ -60,6 +61,7 @@ examples:
   modelboard apply pinned.json --dry-run
   modelboard validate config/model_selections.json
   modelboard watch --json
+  modelboard set openai gpt-4.1 --wait && modelboard fleet
 
 exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file),
 2 usage error (130 when watch is stopped by Ctrl-C)."""
@@ -95,16 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--expect", metavar="CURRENT",
                      help="refuse (exit 1) unless the current model is CURRENT "
                           "('' means: no model selected yet)")
+    add_wait_option(sub)
 
     sub = command("lock", "lock a provider's selection so nobody changes it")
     sub.add_argument("provider")
     sub.add_argument("--reason", metavar="TEXT", help="why it is locked, shown to others")
+    add_wait_option(sub)
 
     sub = command("unlock", "unlock a provider's selection")
     sub.add_argument("provider")
+    add_wait_option(sub)
 
     sub = command("remove", "remove a provider's selection")
     sub.add_argument("provider")
+    add_wait_option(sub)
 
     sub = command("apply", "set several providers at once, all or nothing",
                   """\
@@ -114,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("source", metavar="FILE")
     sub.add_argument("--dry-run", action="store_true",
                      help="show what would change and check it, write nothing")
+    add_wait_option(sub)
 
     sub = command("validate", "check selections files, strict about the catalog",
                   "Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.")
@@ -140,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a file path or redis:// URL")
     sub.add_argument("--to", dest="destination", metavar="DST", required=True,
                      help="a file path or redis:// URL")
+
+    sub = command("fleet", "every reader process of the store: which revision it serves",
+                  """\
+                  One line per reader (name, host, pid, revision, since when, status:
+                  current, behind, stale, error or unreadable) and a summary. Exit 0
+                  when every live (not stale) reader is current, else 1.""")
+    sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     command("tui", "open the editor (the default without a command)")
     return parser

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..errors import ConflictError, NotFoundError
 from ..store import UNSET
+from .fleet import wait_if_asked
 from .output import change_line, clean
-from .session import EXIT_OK, EXIT_REFUSED, Session
+from .session import EXIT_REFUSED, Session
 
 __all__ = ["cmd_lock", "cmd_remove", "cmd_set", "cmd_unlock"]
 
@@ -32,7 +33,7 @@ def cmd_set(session: Session) -> int:
     else:
         session.terminal.line(change_line(args.provider, before.model_name if before else None,
                                            after.model_name))
-    return EXIT_OK
+    return wait_if_asked(session, store)
 
 
 def cmd_lock(session: Session) -> int:
@@ -43,7 +44,7 @@ def cmd_lock(session: Session) -> int:
     reason = f" ({after.lock_reason})" if after.lock_reason else ""
     state = "already locked" if before == after else "locked"
     session.terminal.line(clean(f"{args.provider}: {after.model_name} {state}{reason}"))
-    return EXIT_OK
+    return wait_if_asked(session, store)
 
 
 def cmd_unlock(session: Session) -> int:
@@ -53,7 +54,7 @@ def cmd_unlock(session: Session) -> int:
     after = store.unlock(args.provider)
     state = "already unlocked" if before == after else "unlocked"
     session.terminal.line(clean(f"{args.provider}: {after.model_name} {state}"))
-    return EXIT_OK
+    return wait_if_asked(session, store)
 
 
 def cmd_remove(session: Session) -> int:
@@ -63,4 +64,4 @@ def cmd_remove(session: Session) -> int:
     if removed is None:
         raise NotFoundError(args.provider)
     session.terminal.line(clean(f"{args.provider}: {removed.model_name} removed"))
-    return EXIT_OK
+    return wait_if_asked(session, store)

@@ -135,8 +135,8 @@ def test_bad_reports_are_unreadable_and_never_trusted(data_file: Path) -> None:
         "fifo.json": ("unreadable", "not a regular file"),
     }
     assert summary(readers) == "5 readers: 5 unreadable"
-    reached, _, _ = Fleet(store).wait_for(store.snapshot.revision, timeout_s=0.1)
-    assert not reached
+    waited = Fleet(store).wait_for(store.snapshot.revision, timeout_s=0.1)
+    assert not waited.reached and (waited.count, waited.total) == (0, 5)
 
 
 def test_a_report_owned_by_another_user_is_not_trusted(data_file: Path) -> None:

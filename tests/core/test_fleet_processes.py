@@ -7,7 +7,11 @@ live reader, or the wait names the ones it did not reach.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +20,7 @@ import pytest
 from fleet_readers import TEST_HEARTBEAT_S, reader_processes, require_root, wait_until
 
 from modelboard.core import open_store
-from modelboard.core.fleet import Fleet, Reader, laggards, summary
+from modelboard.core.fleet import Fleet, Reader, summary
 
 NOBODY = 65534
 pytestmark = pytest.mark.slow
@@ -66,14 +70,20 @@ def test_ten_readers_on_one_file_each_shown_as_it_is(shared_folder: Path,
 
         # A change reaches every reader, and the wait says so.
         observer.set_model_selection("openai", "gpt-4.1")
-        reached, waited, _ = fleet.wait_for(observer.snapshot.revision, timeout_s=10)
-        assert reached and waited < 10
+        waited = fleet.wait_for(observer.snapshot.revision, timeout_s=10)
+        assert waited.reached and (waited.count, waited.total) == (10, 10)
+        done = modelboard(path, "set", "openai", "gpt-4o", "--wait")
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(r"openai: gpt-4\.1 +-> gpt-4o\nreached 10 of 10 readers in "
+                            r"\d+ ms\n", done.stdout), done.stdout
+        assert modelboard(path, "fleet").returncode == 0
 
         stopped, killed, deaf = readers[1], readers[2], readers[3]
         stopped.pause()
         killed.kill()
         deaf.send("stop-watching")
         path.chmod(0o600)  # the unprivileged reader can no longer read the file
+        observer.reload()
         observer.set_model_selection("openai", "gpt-4o-mini")
         expected = {**dict.fromkeys(everyone, "current"), stopped.name: "stale",
                     killed.name: "stale", deaf.name: "behind", "proxy-nobody": "error"}
@@ -88,10 +98,31 @@ def test_ten_readers_on_one_file_each_shown_as_it_is(shared_folder: Path,
 
         # The wait fails, naming the deaf reader and the one in error (stale ones are
         # not live: nothing they said counts either way).
-        reached, _, last = fleet.wait_for(observer.snapshot.revision, timeout_s=1)
-        assert not reached
-        assert {r.report.name for r in laggards(last, observer.snapshot.revision)
-                if r.report} == {deaf.name, "proxy-nobody"}
+        waited = fleet.wait_for(observer.snapshot.revision, timeout_s=1)
+        assert not waited.reached and (waited.count, waited.total) == (6, 8)
+        assert {r.report.name for r in waited.laggards if r.report} == {deaf.name,
+                                                                        "proxy-nobody"}
+
+        # The command line shows each, and a write waited for names the laggards.
+        done = modelboard(path, "fleet")
+        assert done.returncode == 1
+        lines = done.stdout.splitlines()
+        assert lines[0].split() == ["NAME", "HOST", "PID", "REVISION", "SINCE", "(UTC)",
+                                    "STATUS"]
+        assert lines[-1] == "10 readers: 6 current, 1 behind, 2 stale, 1 error"
+        rows = {line.split()[0]: line for line in lines[1:-1]}
+        assert "behind by 1 change for" in rows[deaf.name]
+        assert f" {killed.pid} " in rows[killed.name] and "stale (no heartbeat for" in \
+            rows[killed.name]
+        assert "stale" in rows[stopped.name] and "error: " in rows["proxy-nobody"]
+        assert rows["proxy-0"].endswith("current")
+        done = modelboard(path, "lock", "openai", "--wait=1")
+        assert done.returncode == 1
+        message = done.stderr.strip()
+        assert message.startswith("modelboard: 6 of 8 after 1 s; "), message
+        assert f"{deaf.name} ({socket.gethostname()}, pid {deaf.pid}) still on " in message
+        assert "proxy-nobody (" in message and "(error: " in message
+        assert stopped.name not in message and killed.name not in message
 
         # SIGCONT: the stopped reader catches up and is current again.
         stopped.resume()
@@ -109,6 +140,11 @@ def test_ten_readers_on_one_file_each_shown_as_it_is(shared_folder: Path,
         # close() removes the report.
         readers[0].send("close")
         wait_until(fleet.readers, lambda rs: readers[0].name not in statuses(rs))
+
+
+def modelboard(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelboard.core.cli", "--file", str(path),
+                           *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_a_forked_child_reports_as_itself(data_file: Path) -> None:

@@ -1,0 +1,98 @@
+"""``modelboard fleet`` and the ``--wait`` of every write command."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..fleet import Fleet, Reader, Waited, summary
+from ..store import SelectionStore
+from .output import table, time_text, to_json
+from .session import EXIT_OK, EXIT_REFUSED, Session
+
+__all__ = ["DEFAULT_WAIT_S", "add_wait_option", "cmd_fleet", "wait_if_asked"]
+
+#: How long ``--wait`` alone waits for every reader.
+DEFAULT_WAIT_S = 10.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
+    return value
+
+
+def add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", nargs="?", const=DEFAULT_WAIT_S, type=_seconds,
+                        metavar="SECONDS",
+                        help="after the write, wait until every live reader serves it "
+                             f"(default {DEFAULT_WAIT_S:.0f} s; exit 1 naming those it "
+                             "did not reach)")
+
+
+def _revision(revision: str) -> str:
+    return revision[:6] + "…"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _readers(count: int) -> str:
+    return f"{count} reader{'s' * (count != 1)}"
+
+
+def wait_if_asked(session: Session, store: SelectionStore) -> int:
+    """After a write: with ``--wait``, wait for every reader and say how it went."""
+    timeout = getattr(session.args, "wait", None)
+    if timeout is None:
+        return EXIT_OK
+    waited = Fleet(store).wait_for(store.snapshot.revision, timeout_s=timeout)
+    if waited.reached:
+        session.terminal.line(f"reached {waited.count} of {_readers(waited.total)} "
+                              f"in {_ms(waited.seconds)}")
+        return EXIT_OK
+    session.terminal.error(_not_reached(waited, timeout))
+    return EXIT_REFUSED
+
+
+def _not_reached(waited: Waited, timeout: float) -> str:
+    """``7 of 8 after 10 s; proxy-eu-3 (host-3, pid 77) still on 1a2b3c…``."""
+    named = []
+    for reader in waited.laggards:
+        if reader.report is None:
+            named.append(f"{reader.key} {reader.describe()}")
+            continue
+        note = f" ({reader.describe()})" if reader.status == "error" else ""
+        named.append(f"{reader.label} still on {_revision(reader.report.revision)}{note}")
+    return f"{waited.count} of {waited.total} after {timeout:g} s; " + "; ".join(named)
+
+
+def _row(reader: Reader) -> tuple[str, ...]:
+    report = reader.report
+    if report is None:
+        return (reader.key.rsplit("/", 1)[-1], "-", "-", "-", "-", reader.describe())
+    return (report.name, report.host, str(report.pid), _revision(report.revision),
+            time_text(report.loaded_at), reader.describe())
+
+
+def cmd_fleet(session: Session) -> int:
+    store = session.open_for_reading()
+    readers = Fleet(store).readers(confirm=True)
+    terminal = session.terminal
+    healthy = all(r.status == "current" for r in readers if r.live)
+    if session.args.json:
+        terminal.line(to_json({"revision": store.snapshot.revision, "summary": summary(readers),
+                               "all_current": healthy,
+                               "readers": [r.to_json() for r in readers]}))
+    else:
+        if readers:
+            headers = ("NAME", "HOST", "PID", "REVISION", "SINCE (UTC)", "STATUS")
+            for line in table(terminal, headers, [_row(r) for r in readers],
+                              shrink=((5, 20), (1, 10), (0, 12), (4, 10))):
+                terminal.line(line)
+        terminal.line(summary(readers))
+    return EXIT_OK if healthy else EXIT_REFUSED
