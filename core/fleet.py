@@ -260,13 +260,14 @@ class Reader:
             return self.key
         return f"{self.report.name} ({self.report.host}, pid {self.report.pid})"
 
-    def describe(self) -> str:
+    def describe(self, *, now: datetime | None = None) -> str:
         """The status with its detail: ``behind by 2 changes for 3m``, ``stale (12 s)``."""
         if self.status == "behind":
             count = (f"{self.behind_changes} change{'s' * (self.behind_changes != 1)}"
                      if self.behind_changes is not None else "many changes")
             since = self.behind_since
-            age = f" for {_duration((utc_now() - since).total_seconds())}" if since else ""
+            moment = now or utc_now()
+            age = f" for {_duration((moment - since).total_seconds())}" if since else ""
             return f"behind by {count}{age}"
         if self.status == "stale":
             return f"stale (no heartbeat for {_duration(self.age_s)})"

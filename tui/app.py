@@ -118,7 +118,8 @@ def open_for_editing(location: str | None, *, catalog: str | None = None,
         problem = write_problem(resolved)
         if problem is not None:
             read_only, reason = True, f"{problem}; opened read-only"
-    store = open_store(resolved, catalog=catalog, read_only=read_only)
+    # The editor watches, but it is not a proxy: it shows the fleet, it is not in it.
+    store = open_store(resolved, catalog=catalog, read_only=read_only, report=False)
     return store, reason
 
 

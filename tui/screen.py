@@ -10,6 +10,7 @@
 | h | its history; an older model can be restored |
 | / | filter rows (enter keeps the filter, escape clears it) |
 | s | cycle the sort order |
+| f | the fleet: every reader process and the revision it serves |
 | ? | help |
 | ctrl+p | command palette |
 | q | quit |
@@ -44,6 +45,7 @@ from modelboard.core import (
     ProviderChange,
     SelectionStore,
 )
+from modelboard.core.fleet import Fleet, Reader, Waited
 
 from .dialogs import (
     BulkReview,
@@ -58,6 +60,7 @@ from .dialogs import (
     ModelPicker,
 )
 from .display import DASH, clean, relative_time, safe_text
+from .fleet import FLEET_POLL_SECONDS, REACH_TIMEOUT_S, FleetScreen, fleet_badge, reached_notice
 from .table import SORT_ORDERS, ColumnWidths, SelectionTable
 
 __all__ = ["MainScreen", "PendingChange"]
@@ -202,6 +205,8 @@ class MainScreen(Screen[None]):
                 tooltip="Narrow the rows; enter keeps, escape clears"),
         Binding("s", "sort", "Sort", id="sort", show=False,
                 tooltip="Cycle the order: provider, model, last updated"),
+        Binding("f", "fleet", "Fleet", id="fleet", show=False,
+                tooltip="Every reader process and the revision it serves, live"),
         Binding("question_mark", "help", "Help", id="help", key_display="?",
                 tooltip="Every key and what it does"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter",
@@ -221,6 +226,14 @@ class MainScreen(Screen[None]):
         def __init__(self, action: str) -> None:
             super().__init__()
             self.action = action
+
+    class FleetRead(Message):
+        """The readers' reports were read (for the header), or a save reached them."""
+
+        def __init__(self, readers: list[Reader], waited: Waited | None = None) -> None:
+            super().__init__()
+            self.readers = readers
+            self.waited = waited
 
     class Saved(Message):
         """A change was stored (posted from the saving thread)."""
@@ -248,6 +261,8 @@ class MainScreen(Screen[None]):
         self._saves_in_flight = 0
         self.quit_when_saved = False
         self._lines: dict[str, Text] = {}
+        self._fleet = Fleet(store)
+        self._fleet_badge: tuple[str, bool] | None = None
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -284,6 +299,8 @@ class MainScreen(Screen[None]):
         self.set_interval(AGE_REFRESH_SECONDS, self._refresh_ages, name="ages")
         if self.follow_changes:
             self._follow_store()
+            self._read_fleet()
+            self.set_interval(FLEET_POLL_SECONDS * 2, self._read_fleet, name="fleet")
 
     def on_resize(self, event: Resize) -> None:
         self.table.set_widths(ColumnWidths.for_width(event.size.width))
@@ -358,9 +375,14 @@ class MainScreen(Screen[None]):
         if marked:
             right.append(f"{marked} marked")
         right.append(f"sort: {table.row_order}")
+        fleet = self._fleet_badge
+        if fleet is not None and not fleet[1]:
+            right.insert(0, fleet[0])
+        warning = f"{fleet[0]}  " if fleet is not None and fleet[1] else ""
         summary = " · ".join(right)
         badge = " READ-ONLY " if self.read_only else ""
-        room = self.app.size.width - len(summary) - len(badge) - len("modelboard") - 8
+        room = (self.app.size.width - len(summary) - len(warning) - len(badge)
+                - len("modelboard") - 8)
         location = clean(self.store.location)
         if len(location) > room:
             location = "…" + location[-max(room - 1, 8):]
@@ -370,8 +392,12 @@ class MainScreen(Screen[None]):
             line.append("  ")
             line.append(badge, style="bold reverse")
         line.append("  ")
-        line.append(summary.rjust(max(room - len(location), 0) + len(summary)),
-                    style="dim")
+        padded = summary.rjust(max(room - len(location), 0) + len(summary))
+        if warning:  # the fleet needs attention: in the theme's warning colour
+            line.append(" " * (len(padded) - len(summary)))
+            line.append(warning, style=f"bold {self.app.current_theme.warning or 'yellow'}")
+            padded = summary
+        line.append(padded, style="dim")
         self._update_line("#status", line)
 
     def _update_detail(self) -> None:
@@ -679,6 +705,34 @@ class MainScreen(Screen[None]):
         self.table.set_sort(order)
         self._update_status()
 
+    def action_fleet(self) -> None:
+        self.app.push_screen(FleetScreen(self.store, now=self.clock))
+
+    # -- the fleet: the header's badge, and whether a save reached every reader ----------
+    @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
+    def _read_fleet(self) -> None:
+        self.post_message(self.FleetRead(self._fleet.readers()))
+
+    @work(thread=True, group="fleet-save", exit_on_error=False)
+    def _follow_save(self, revision: str) -> None:
+        waited = Fleet(self.store).wait_for(revision, timeout_s=REACH_TIMEOUT_S, poll_s=0.05)
+        self.post_message(self.FleetRead([], waited))
+
+    @on(FleetRead)
+    def _fleet_read(self, message: FleetRead) -> None:
+        if message.waited is not None:
+            notice = reached_notice(message.waited)
+            if notice is not None:
+                text, warn = notice
+                self.notify(clean(text), title="Fleet", markup=False,
+                            severity="warning" if warn else "information",
+                            timeout=8 if warn else 4)
+            return
+        badge = fleet_badge(message.readers)
+        if badge != self._fleet_badge:
+            self._fleet_badge = badge
+            self._update_status()
+
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.help_keys(), self.HELP))
 
@@ -714,6 +768,8 @@ class MainScreen(Screen[None]):
         if change.kind == "bulk":
             self.table.clear_marks()
         self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
+        if self.follow_changes:
+            self._follow_save(self.store.snapshot.revision)
         self._after_rows_changed()
         self._quit_if_asked()
 

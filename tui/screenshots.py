@@ -12,16 +12,18 @@ import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from modelboard.core import open_store
+from modelboard.core.fleet import FileReportSink, ReaderReport
 
 from .app import ModelboardApp
 from .dialogs import BulkReview, ConflictScreen, HistoryScreen, ModelPicker
+from .fleet import FleetScreen
 
-__all__ = ["main", "render_all"]
+__all__ = ["main", "render_all", "write_demo_fleet"]
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 SIZE = (100, 28)
@@ -97,6 +99,13 @@ async def _history(pilot: Any) -> None:
                  and pilot.app.screen.query_one("#history-table").row_count)
 
 
+async def _fleet(pilot: Any) -> None:
+    await _until(pilot, lambda: pilot.app.main.table.row_count)
+    await pilot.press("f")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, FleetScreen)
+                 and pilot.app.screen.query_one("#fleet-table").row_count)
+
+
 SCENES: dict[str, tuple[Scene, bool]] = {
     "main": (_main, False),
     "edit": (_edit, False),
@@ -104,7 +113,40 @@ SCENES: dict[str, tuple[Scene, bool]] = {
     "conflict": (_conflict, False),
     "history": (_history, False),
     "read-only": (_main, True),
+    "fleet": (_fleet, False),
 }
+
+#: The demo fleet: (name, host, pid, minutes since it loaded, what it serves, load error).
+DEMO_FLEET = [
+    ("proxy-eu-1", "eu-1", 4121, 3, "current", None),
+    ("proxy-eu-2", "eu-2", 4187, 3, "current", None),
+    ("proxy-eu-3", "eu-3", 77, 2900, "r2", None),
+    ("proxy-us-1", "us-1", 9310, 3, "current", None),
+    ("proxy-us-2", "us-2", 9377, 41, "current", "config/model_selections.json:4:18: "
+                                                "Expecting ',' delimiter"),
+    ("proxy-us-3", "us-3", 9402, 3, "current", None),
+    ("batch-worker", "batch-1", 23011, 3, "current", None),
+    ("proxy-ap-1", "ap-1", 5120, 120, "current", None),
+]
+
+
+def write_demo_fleet(data_file: Path, revision: str, now: datetime) -> None:
+    """Reports of eight demo readers beside ``data_file``: one behind, one in error, one
+    stale (its report last written half an hour ago), the others current."""
+    sink = FileReportSink(data_file.resolve())
+    for index, (name, host, pid, minutes, serves, error) in enumerate(DEMO_FLEET):
+        loaded = now - timedelta(minutes=minutes)
+        report = ReaderReport(
+            id=f"{host}-{pid}-demo{index:02d}", host=host, pid=pid, name=name,
+            store=sink.store_id, revision=revision if serves == "current" else serves,
+            loaded_at=loaded, load_error=error, warnings=(), watching=True, version="0.1.0",
+            started_at=loaded, sequence=1, interval_s=60.0, uid=os.geteuid(), written_at=now)
+        sink.write(report)
+        if name == "proxy-ap-1":  # silent for half an hour: stale
+            path = sink.folder / f"{report.id}.json"
+            then = path.stat().st_mtime - 1800
+            os.utime(path, (then, then))
+
 
 
 def _write_demo(folder: Path) -> Path:
@@ -112,8 +154,8 @@ def _write_demo(folder: Path) -> Path:
     data_file.parent.mkdir(parents=True)
     data_file.write_text(json.dumps(DEMO, indent=2, sort_keys=True) + "\n")
     lines = [json.dumps({"time": time, "actor": actor, "provider": "openai", "action": "set",
-                         "old": old, "new": new, "revision": ""}) for time, actor, old, new
-             in HISTORY]
+                         "old": old, "new": new, "revision": f"r{number}"})
+             for number, (time, actor, old, new) in enumerate(HISTORY, start=1)]
     data_file.with_name("model_selections.history.jsonl").write_text("\n".join(lines) + "\n")
     return data_file
 
@@ -141,7 +183,8 @@ def render_all(out: Path) -> list[Path]:
     written = []
     previous = Path.cwd()
     with tempfile.TemporaryDirectory() as folder:
-        _write_demo(Path(folder))
+        data_file = _write_demo(Path(folder))
+        write_demo_fleet(data_file, open_store(data_file).snapshot.revision, NOW)
         os.chdir(folder)  # the header shows the short, relative path an operator types
         try:
             for name, (scene, read_only) in SCENES.items():

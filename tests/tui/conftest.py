@@ -30,7 +30,8 @@ def open_app() -> Iterator[Callable[..., ModelboardApp]]:
 
     def build(path: Path, *, read_only: bool = False, watch: bool = False,
               read_only_reason: str | None = None, actor: str = "tester@host") -> ModelboardApp:
-        store = open_store(path, read_only=read_only, actor=actor)
+        # As the editor opens it: it shows the fleet, it does not report to it.
+        store = open_store(path, read_only=read_only, actor=actor, report=False)
         stores.append(store)
         return ModelboardApp(store, clock=fixed_clock, watch=watch, cursor_blink=False,
                              read_only_reason=read_only_reason)

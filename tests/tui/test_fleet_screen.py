@@ -1,0 +1,92 @@
+"""The fleet in the editor: the header badge, the live fleet screen, the notice after a save."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fleet_readers import reader_processes
+from tui_helpers import FIXTURES, fixed_clock, screen_text, wait_for
+
+from modelboard.core import SelectionStore, open_store
+from modelboard.tui import ModelboardApp, fleet
+from modelboard.tui.fleet import FleetScreen
+from modelboard.tui.screen import PendingChange
+from modelboard.tui.screenshots import write_demo_fleet
+
+pytestmark = pytest.mark.timeout(120)
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+LOCATION = "config/model_selections.json"
+
+
+@pytest.fixture
+def demo_fleet_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelboardApp]:
+    """The fixture file with eight demo readers beside it: each status shown once."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR")
+    (tmp_path / "config").mkdir()
+    shutil.copy(FIXTURES / "selections.json", tmp_path / LOCATION)
+    shutil.copy(FIXTURES / "model_selections.history.jsonl",
+                tmp_path / "config" / "model_selections.history.jsonl")
+    store = open_store(LOCATION, actor="tester@host")
+    write_demo_fleet(Path(LOCATION), store.snapshot.revision, fixed_clock())
+    yield ModelboardApp(store, clock=fixed_clock, watch=False, cursor_blink=False)
+    store.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_screen(snap_compare: Any, demo_fleet_app: ModelboardApp, size: Any) -> None:
+    async def open_fleet(pilot: Any) -> None:
+        await wait_for(pilot, lambda: pilot.app.main.is_mounted
+                       and pilot.app.main.table.row_count)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FleetScreen)
+                       and pilot.app.screen.query_one("#fleet-table").row_count == 8)
+
+    assert snap_compare(demo_fleet_app, terminal_size=size, run_before=open_fleet)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
+        seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fleet, "REACH_TIMEOUT_S", 1.5)
+    with reader_processes(str(seeded_file), ["proxy-a", "proxy-b", "proxy-c"]) as readers:
+        # Opened as the editor opens it: it shows the fleet, it is not part of it.
+        store: SelectionStore = open_store(seeded_file, actor="tester@host", report=False)
+        app = ModelboardApp(store, clock=fixed_clock, watch=True, cursor_blink=False)
+        try:
+            async with app.run_test(size=(120, 30), notifications=True) as pilot:
+                await wait_for(pilot, lambda: "readers 3/3 current" in screen_text(app),
+                               timeout=20, what="the fleet in the header")
+                # A save reaches every reader, and the editor says so.
+                app.main.save(PendingChange("set", "openai", "gpt-4.1"))
+                await wait_for(pilot, lambda: "Reached all 3 readers in" in screen_text(app),
+                               timeout=20, what="the reached notice")
+
+                readers[1].send("stop-watching")
+                readers[2].pause()
+                app.main.save(PendingChange("set", "openai", "gpt-4o-mini"))
+                await wait_for(pilot, lambda: "1 of 2 readers after 2 s; not" in screen_text(app)
+                               and "proxy-b (" in screen_text(app),
+                               timeout=20, what="the not-reached notice")
+                await wait_for(pilot, lambda: "1/3 current · 1 behind · 1 stale"
+                               in screen_text(app), timeout=20, what="the warning badge")
+
+                await pilot.press("f")
+                await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+                await wait_for(pilot, lambda: "3 readers: 1 current, 1 behind, 1 stale"
+                               in screen_text(app), timeout=10, what="the fleet screen")
+                text = screen_text(app)
+                assert "behind by 1 change" in text and "stale (no heartbeat" in text
+                readers[2].resume()  # it catches up, and the screen shows it live
+                await wait_for(pilot, lambda: "3 readers: 2 current, 1 behind"
+                               in screen_text(app), timeout=20, what="the resumed reader")
+                await pilot.press("escape")
+                await wait_for(pilot, lambda: not isinstance(app.screen, FleetScreen))
+        finally:
+            store.close()
