@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -108,7 +109,9 @@ def _safe_id(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:120]
 
 
+@functools.cache
 def _version() -> str:
+    """modelboard's version, looked up once, by the first heartbeat (it takes milliseconds)."""
     try:
         from importlib.metadata import version
         return version("modelboard")
@@ -618,7 +621,6 @@ class Reporter:
         self.name = _clean(name or "") or program_name()
         self.interval_s = interval_s or heartbeat_interval()
         self._host = socket.gethostname() or "localhost"
-        self._version = _version()
         self._new_identity()
         self._revision = store.snapshot.revision
         self._loaded_at = utc_now()
@@ -677,7 +679,7 @@ class Reporter:
             id=self.id, host=self._host, pid=os.getpid(), name=self.name,
             store=self.sink.store_id, revision=self._revision, loaded_at=self._loaded_at,
             load_error=_clean(str(error), 2000) if error is not None else None,
-            warnings=self._warnings[:20], watching=store.watching, version=self._version,
+            warnings=self._warnings[:20], watching=store.watching, version=_version(),
             started_at=self._started_at, sequence=self._sequence,
             interval_s=self.interval_s, uid=os.geteuid(), written_at=utc_now())
 
