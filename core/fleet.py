@@ -270,10 +270,10 @@ class Reader:
                      if self.behind_changes is not None else "many changes")
             since = self.behind_since
             moment = now or utc_now()
-            age = f" for {_duration((moment - since).total_seconds())}" if since else ""
+            age = f" for {duration((moment - since).total_seconds())}" if since else ""
             return f"behind by {count}{age}"
         if self.status == "stale":
-            return f"stale (no heartbeat for {_duration(self.age_s)})"
+            return f"stale (no heartbeat for {duration(self.age_s)})"
         if self.status == "error" and self.report is not None:
             return f"error: {self.report.load_error}"
         if self.status == "unreadable":
@@ -296,13 +296,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A short duration: ``4.2 s``, ``12 s``, ``3m``, ``2h05m``, ``3d04h``."""
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
     if seconds < 3600:
         return f"{seconds // 60:.0f}m"
-    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+    return f"{seconds // 86400:.0f}d{seconds % 86400 // 3600:02.0f}h"
 
 
 def judge(report: ReaderReport, *, age_s: float, latest_revision: str,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..fleet import Fleet, Reader, Waited, summary
+from ..fleet import Fleet, Reader, Waited, duration, summary, utc_now
 from ..store import SelectionStore
-from .output import table, time_text, to_json
+from .output import table, to_json
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
 __all__ = ["DEFAULT_WAIT_S", "add_wait_option", "cmd_fleet", "wait_if_asked"]
@@ -76,7 +76,7 @@ def _row(reader: Reader) -> tuple[str, ...]:
     if report is None:
         return (reader.key.rsplit("/", 1)[-1], "-", "-", "-", "-", reader.describe())
     return (report.name, report.host, str(report.pid), _revision(report.revision),
-            time_text(report.loaded_at), reader.describe())
+            duration((utc_now() - report.loaded_at).total_seconds()), reader.describe())
 
 
 def cmd_fleet(session: Session) -> int:
@@ -90,9 +90,9 @@ def cmd_fleet(session: Session) -> int:
                                "readers": [r.to_json() for r in readers]}))
     else:
         if readers:
-            headers = ("NAME", "HOST", "PID", "REVISION", "SINCE (UTC)", "STATUS")
+            headers = ("NAME", "HOST", "PID", "REVISION", "SINCE", "STATUS")
             for line in table(terminal, headers, [_row(r) for r in readers],
-                              shrink=((5, 20), (1, 10), (0, 12), (4, 10))):
+                              shrink=((1, 8), (0, 12), (5, 24))):
                 terminal.line(line)
         terminal.line(summary(readers))
     return EXIT_OK if healthy else EXIT_REFUSED
