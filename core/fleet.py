@@ -397,6 +397,8 @@ class FileReportSink:
         parent = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             if create:
+                # No data file, no folder beside it: a folder being removed stays removed.
+                os.stat(self.data_file.name, dir_fd=parent)
                 mode, owner = self._model()
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(folder.name, _folder_mode(mode), dir_fd=parent)
