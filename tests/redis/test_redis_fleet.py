@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fleet_readers import TEST_HEARTBEAT_S, reader_processes, wait_until
+from redis_server import RedisServer
 
 from modelboard.core import open_store
 from modelboard.core.fleet import DEAD_AFTER_S, Fleet, Reader, summary
@@ -15,16 +16,24 @@ def statuses(readers: list[Reader]) -> dict[str, str]:
     return {r.report.name if r.report else r.key: r.status for r in readers}
 
 
-def test_ten_readers_on_one_redis(redis_url: str, redis_key: str) -> None:
+def test_ten_readers_on_one_redis(redis_server: RedisServer, redis_url: str,
+                                  redis_key: str) -> None:
     writer = open_store(redis_url, actor="deployer")
     writer.set_model_selection("openai", "gpt-4o")
-    names = [f"proxy-{n}" for n in range(10)]
-    with reader_processes(redis_url, names) as readers:
+    client = writer.backend.client  # type: ignore[attr-defined]
+    # One reader logs in as a Redis user of its own, which later loses the right to read
+    # the selections (only its report key stays writable): its load fails.
+    user = f"reader-{redis_key}"
+    client.execute_command("ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all")
+    limited_url = redis_server.url(redis_key).replace("redis://", f"redis://{user}:secret@", 1)
+    names = [f"proxy-{n}" for n in range(9)]
+    everyone = [*names, "proxy-acl"]
+    with reader_processes(redis_url, names) as readers, \
+            reader_processes(limited_url, ["proxy-acl"]):
         fleet = Fleet(writer)
         seen = wait_until(fleet.readers, lambda rs: statuses(rs) == dict.fromkeys(
-            names, "current"))
+            everyone, "current"))
         assert summary(seen) == "10 readers: 10 current"
-        client = writer.backend.client  # type: ignore[attr-defined]
         keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_key}:reader:*"))
         assert len(keys) == 10
         assert all(0 < client.ttl(key) <= DEAD_AFTER_S for key in keys)  # dead hosts expire
@@ -37,15 +46,19 @@ def test_ten_readers_on_one_redis(redis_url: str, redis_key: str) -> None:
         stopped.pause()
         killed.kill()
         deaf.send("stop-watching")
+        client.execute_command("ACL", "SETUSER", user, "resetkeys", f"~{redis_key}:reader:*")
         writer.set_model_selection("openai", "gpt-4o-mini")
-        expected = {**dict.fromkeys(names, "current"), stopped.name: "stale",
-                    killed.name: "stale", deaf.name: "behind"}
+        expected = {**dict.fromkeys(everyone, "current"), stopped.name: "stale",
+                    killed.name: "stale", deaf.name: "behind", "proxy-acl": "error"}
         seen = wait_until(fleet.readers, lambda rs: statuses(rs) == expected,
                           timeout=3 * TEST_HEARTBEAT_S + 15)
-        assert summary(seen) == "10 readers: 7 current, 1 behind, 2 stale"
+        assert summary(seen) == "10 readers: 6 current, 1 behind, 2 stale, 1 error"
+        (refused,) = [r for r in seen if r.status == "error"]
+        assert "NOPERM" in refused.describe() or "permission" in refused.describe()
         waited = fleet.wait_for(writer.snapshot.revision, timeout_s=1)
-        assert not waited.reached and (waited.count, waited.total) == (7, 8)
-        assert [r.report.name for r in waited.laggards if r.report] == [deaf.name]
+        assert not waited.reached and (waited.count, waited.total) == (6, 8)
+        assert sorted(r.report.name for r in waited.laggards if r.report) == [
+            deaf.name, "proxy-acl"]
 
         stopped.resume()
         wait_until(fleet.readers, lambda rs: statuses(rs).get(stopped.name) == "current")
