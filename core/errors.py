@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .text import escape
+
 __all__ = [
     "BackendUnavailableError",
     "ConfigurationError",
@@ -40,7 +42,7 @@ class ConfigurationError(ModelboardError):
         self.path = path
         self.line = line
         self.column = column
-        super().__init__(one_line(self.location_prefix() + reason))
+        super().__init__(escape(self.location_prefix() + reason))
 
     def location_prefix(self) -> str:
         if self.path is None:
@@ -59,9 +61,9 @@ class LockedError(ModelboardError):
         self.locked_by = locked_by
         self.reason = reason
         # Who and why come from a file anyone may have edited: keep them to one safe line.
-        detail = f"locked by {one_line(locked_by)}" if locked_by else "locked"
+        detail = f"locked by {escape(locked_by)}" if locked_by else "locked"
         if reason:
-            detail += f": {one_line(reason)}"
+            detail += f": {escape(reason)}"
         super().__init__(f"{provider}: selection is {detail}; unlock it first")
 
 
@@ -74,7 +76,7 @@ class ConflictError(ModelboardError):
         self.theirs = theirs
         self.mine = mine
         self.theirs_by = theirs_by
-        by = f" by {one_line(theirs_by)}" if theirs_by else ""
+        by = f" by {escape(theirs_by)}" if theirs_by else ""
         super().__init__(
             f"{provider}: changed{by} to {_show(theirs)} since you read it; "
             f"your change to {_show(mine)} was not applied"
@@ -98,14 +100,6 @@ class ReadOnlyError(ModelboardError):
 
 class BackendUnavailableError(ModelboardError):
     """The storage backend cannot be reached (a Redis server down, say)."""
-
-
-def one_line(text: str) -> str:
-    """``text`` safe to print on one terminal line: breaks become spaces, controls escapes."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else " " if ch.isspace() else repr(ch)[1:-1]
-                   for ch in text)
 
 
 def _show(value: str | None) -> str:

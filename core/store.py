@@ -41,6 +41,7 @@ from .models import (
     diff_snapshots,
     utc_now,
 )
+from .text import strip_controls
 
 __all__ = ["UNSET", "SelectionStore", "Transaction"]
 
@@ -117,8 +118,7 @@ def _clean_text(text: str | None) -> str | None:
     """A lock reason or actor fit for one terminal line (both are shown to operators)."""
     if text is None:
         return None
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    return cleaned[:500] or None
+    return strip_controls(text, replacement=" ").strip()[:500] or None
 
 
 class SelectionStore:

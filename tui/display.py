@@ -7,35 +7,28 @@ so everything shown goes through :func:`safe_text`.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 
 from rich.style import Style
 from rich.text import Text
 
+from modelboard.core.text import fit, strip_controls
+
 __all__ = ["DASH", "clean", "relative_time", "safe_text", "short_actor"]
 
 DASH = "—"
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
 def clean(value: str | None, *, limit: int | None = None) -> str:
-    """``value`` without control or format characters, cut to ``limit`` cells with an ellipsis.
+    """``value`` on one line without control characters, cut to ``limit`` cells with an ellipsis.
 
-    Tabs and line breaks become spaces so a value stays on one line; escape sequences,
-    bidi overrides and the like are dropped, so nothing reaches the terminal but text.
+    The core's rule for terminal-safe text (:mod:`modelboard.core.text`): tabs and line
+    breaks become spaces; escape sequences, bidi overrides and the like are dropped.
     """
     if not value:
         return ""
-    if not value.isprintable():
-        value = "".join(
-            " " if char in "\t\n\r\v\f" else char
-            for char in value
-            if char in "\t\n\r\v\f" or unicodedata.category(char) not in _UNSAFE_CATEGORIES
-        )
-    if limit is not None and len(value) > limit:
-        value = value[: max(limit - 1, 0)] + "…"
-    return value
+    value = strip_controls(value)
+    return value if limit is None else fit(value, limit)
 
 
 def safe_text(value: str | None, *, limit: int | None = None, style: Style | str = "",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, LockedError, ValidationError
 from ..fileformat import parse_document
+from ..text import escape
 from .fleet import wait_if_asked
-from .output import REMOTE_SCHEMES, change_line, clean, shown
+from .output import REMOTE_SCHEMES, change_line, shown
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
 __all__ = ["cmd_apply", "cmd_migrate", "cmd_validate"]
@@ -76,7 +77,7 @@ def cmd_apply(session: Session) -> int:
         with store.transaction() as tx:
             for provider, _old, new in changes:
                 tx.set_model_selection(provider, new)
-    terminal.line(f"applied {count} to {clean(store.location)}{tail}")
+    terminal.line(f"applied {count} to {escape(store.location)}{tail}")
     return wait_if_asked(session, store)
 
 
@@ -86,11 +87,11 @@ def cmd_validate(session: Session) -> int:
     for target in targets:
         problems, count = _problems_in(target, session)
         for problem in problems:
-            session.terminal.line(clean(problem))
+            session.terminal.line(escape(problem))
         if problems:
             failed += 1
         else:
-            session.terminal.line(f"{clean(shown(target))}: valid, {count} "
+            session.terminal.line(f"{escape(shown(target))}: valid, {count} "
                                   f"selection{'s' if count != 1 else ''}")
     if failed:
         session.terminal.flush()
@@ -144,5 +145,5 @@ def cmd_migrate(session: Session) -> int:
             return EXIT_REFUSED
         raise
     summary = migrate.migrate(session.args.source, session.args.destination)
-    session.terminal.line(clean(str(summary)))
+    session.terminal.line(escape(str(summary)))
     return EXIT_OK

@@ -4,66 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-__all__ = ["LINE_WIDTH", "NOTHING", "Terminal", "change_line", "clean", "fit", "shown",
-           "table", "time_text", "to_json"]
+from ..text import cell_width, escape, fit
+
+__all__ = ["LINE_WIDTH", "NOTHING", "Terminal", "change_line", "shown", "table", "time_text",
+           "to_json"]
 
 LINE_WIDTH = 80
 #: What an absent model reads as in a change line.
 NOTHING = "(none)"
 REMOTE_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-# -- text that is safe to print ------------------------------------------------------------
-def clean(text: str) -> str:
-    """``text`` with control and format characters shown as escapes, never interpreted.
-
-    Free-text fields (who changed something, a lock reason) come from a file anyone
-    may have edited; an escape sequence in them must not reach the terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def cell_width(text: str) -> int:
-    """Columns ``text`` takes on a terminal (wide East Asian characters take two)."""
-    if text.isascii():
-        return len(text)
-    width = 0
-    for char in text:
-        if unicodedata.combining(char):
-            continue
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-    return width
-
-
-def fit(text: str, width: int) -> str:
-    """``text`` cut to ``width`` columns, ending in an ellipsis when it was cut."""
-    if cell_width(text) <= width:
-        return text
-    kept: list[str] = []
-    used = 0
-    for char in text:
-        size = cell_width(char)
-        if used + size > width - 1:
-            break
-        kept.append(char)
-        used += size
-    return "".join(kept) + "…"
 
 
 def to_json(value: Any, *, lines: bool = False) -> str:
@@ -116,10 +69,10 @@ class Terminal:
         self.out.flush()
 
     def error(self, message: str) -> None:
-        self.err.write(f"modelboard: {self.style(clean(message), 'red', stream=self.err)}\n")
+        self.err.write(f"modelboard: {self.style(escape(message), 'red', stream=self.err)}\n")
 
     def note(self, message: str) -> None:
-        self.err.write(f"modelboard: {clean(message)}\n")
+        self.err.write(f"modelboard: {escape(message)}\n")
 
 
 def _wants_colour(stream: TextIO) -> bool:
@@ -136,7 +89,7 @@ def table(terminal: Terminal, headers: Sequence[str], rows: Iterable[Sequence[st
     When a line would be wider, the columns in ``shrink`` (index, narrowest width) give
     way in that order, their cells cut with an ellipsis: the least useful ones first.
     """
-    body = [[clean(cell) for cell in row] for row in rows]
+    body = [[escape(cell) for cell in row] for row in rows]
     widths = [max([len(header), *(cell_width(row[i]) for row in body)])
               for i, header in enumerate(headers)]
     gap = 2
@@ -164,8 +117,8 @@ def table(terminal: Terminal, headers: Sequence[str], rows: Iterable[Sequence[st
 # -- pieces of lines -----------------------------------------------------------------------
 def change_line(provider: str, old: str | None, new: str | None) -> str:
     """``provider: old -> new``, each part cut to fit one 80-column line."""
-    return (f"{fit(clean(provider), 18)}: {fit(clean(old or NOTHING), 27)} -> "
-            f"{fit(clean(new or NOTHING), 27)}")
+    return (f"{fit(escape(provider), 18)}: {fit(escape(old or NOTHING), 27)} -> "
+            f"{fit(escape(new or NOTHING), 27)}")
 
 
 def shown(location: str) -> str:

@@ -9,7 +9,8 @@ from ..catalog import Catalog
 from ..models import HistoryEntry, Selection
 from ..service import selection_to_dict
 from ..store import SelectionStore
-from .output import LINE_WIDTH, NOTHING, clean, fit, table, time_text, to_json
+from ..text import escape, fit
+from .output import LINE_WIDTH, NOTHING, table, time_text, to_json
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
 __all__ = ["cmd_catalog", "cmd_get", "cmd_history", "cmd_list"]
@@ -60,7 +61,7 @@ def cmd_get(session: Session) -> int:
     if session.args.json:
         session.terminal.line(to_json(selection_to_dict(provider, selection)))
     else:
-        session.terminal.line(clean(selection.model_name))
+        session.terminal.line(escape(selection.model_name))
     return EXIT_OK
 
 
@@ -103,7 +104,7 @@ def cmd_catalog(session: Session) -> int:
             terminal.line("(any model name)")
         else:
             for model in spec.models:
-                terminal.line(clean(model))
+                terminal.line(escape(model))
         return EXIT_OK
     providers = sorted(catalog)
     if session.args.json:
@@ -113,9 +114,9 @@ def cmd_catalog(session: Session) -> int:
     for name in providers:
         spec = catalog[name]
         models = "(any model name)" if spec.any_model else ", ".join(
-            fit(clean(model), 40) for model in spec.models)
+            fit(escape(model), 40) for model in spec.models)
         wrapped = textwrap.wrap(models, LINE_WIDTH - name_width - 2, break_on_hyphens=False)
-        label = terminal.style(fit(clean(name), name_width).ljust(name_width), "bold")
+        label = terminal.style(fit(escape(name), name_width).ljust(name_width), "bold")
         terminal.line(f"{label}  {wrapped[0] if wrapped else ''}".rstrip())
         for rest in wrapped[1:]:
             terminal.line(" " * (name_width + 2) + rest)

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from ..catalog import Catalog
 from ..opening import open_store, resolve_catalog, resolve_location
 from ..store import SelectionStore
-from .output import Terminal, clean
+from ..text import escape
+from .output import Terminal
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Handler", "Session",
            "configure_logging", "quiet_log"]
@@ -86,7 +87,7 @@ def quiet_log(level: int) -> Iterator[None]:
 
 class _CleanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return clean(super().format(record))
+        return escape(super().format(record))
 
 
 def configure_logging() -> None:

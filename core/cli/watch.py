@@ -14,7 +14,8 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..models import ChangeEvent, ProviderChange, Selection, utc_now
 from ..service import selection_to_dict
-from .output import NOTHING, Terminal, clean, fit, time_text, to_json
+from ..text import escape, fit
+from .output import NOTHING, Terminal, time_text, to_json
 from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
 
 __all__ = ["ChangePrinter", "cmd_watch"]
@@ -60,7 +61,7 @@ class ChangePrinter:
         if self.as_json:
             self.terminal.line(to_json({"time": now.isoformat(), **record}, lines=True))
         else:
-            self.terminal.line(f"{time_text(now, seconds=True)}  {clean(text)}")
+            self.terminal.line(f"{time_text(now, seconds=True)}  {escape(text)}")
 
     @staticmethod
     def _change_json(change: ProviderChange, event: ChangeEvent) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..errors import ConflictError, NotFoundError
 from ..store import UNSET
+from ..text import escape
 from .fleet import wait_if_asked
-from .output import change_line, clean
+from .output import change_line
 from .session import EXIT_REFUSED, Session
 
 __all__ = ["cmd_lock", "cmd_remove", "cmd_set", "cmd_unlock"]
@@ -29,7 +30,7 @@ def cmd_set(session: Session) -> int:
             f"expected {wanted}; {args.model!r} was not applied")
         return EXIT_REFUSED
     if before is not None and before.model_name == after.model_name:
-        session.terminal.line(f"{clean(args.provider)}: already {clean(after.model_name)}")
+        session.terminal.line(f"{escape(args.provider)}: already {escape(after.model_name)}")
     else:
         session.terminal.line(change_line(args.provider, before.model_name if before else None,
                                            after.model_name))
@@ -43,7 +44,7 @@ def cmd_lock(session: Session) -> int:
     after = store.lock(args.provider, reason=args.reason)
     reason = f" ({after.lock_reason})" if after.lock_reason else ""
     state = "already locked" if before == after else "locked"
-    session.terminal.line(clean(f"{args.provider}: {after.model_name} {state}{reason}"))
+    session.terminal.line(escape(f"{args.provider}: {after.model_name} {state}{reason}"))
     return wait_if_asked(session, store)
 
 
@@ -53,7 +54,7 @@ def cmd_unlock(session: Session) -> int:
     before = store.get_model_selection(args.provider)
     after = store.unlock(args.provider)
     state = "already unlocked" if before == after else "unlocked"
-    session.terminal.line(clean(f"{args.provider}: {after.model_name} {state}"))
+    session.terminal.line(escape(f"{args.provider}: {after.model_name} {state}"))
     return wait_if_asked(session, store)
 
 
@@ -63,5 +64,5 @@ def cmd_remove(session: Session) -> int:
     removed = store.remove_model_selection(args.provider)
     if removed is None:
         raise NotFoundError(args.provider)
-    session.terminal.line(clean(f"{args.provider}: {removed.model_name} removed"))
+    session.terminal.line(escape(f"{args.provider}: {removed.model_name} removed"))
     return wait_if_asked(session, store)
