@@ -32,6 +32,7 @@ from .opening import (
     resolve_catalog,
     resolve_location,
 )
+from .rules import UNSET, Operation, Outcome, Refusal
 from .service import ModelConfigService
 from .store import SelectionStore, Transaction
 
@@ -41,6 +42,7 @@ __all__ = [
     "CATALOG_ENV_VAR",
     "DEFAULT_PATH",
     "ENV_VAR",
+    "UNSET",
     "Catalog",
     "ChangeEvent",
     "ConfigurationError",
@@ -50,9 +52,12 @@ __all__ = [
     "ModelConfigService",
     "ModelboardError",
     "NotFoundError",
+    "Operation",
+    "Outcome",
     "ProviderChange",
     "ProviderSpec",
     "ReadOnlyError",
+    "Refusal",
     "Selection",
     "SelectionStore",
     "Snapshot",

@@ -2,7 +2,8 @@
 
 Everything above this line (validation, locks, conflicts, history records,
 subscriptions) is the store's; a backend only reads whole states, commits a new one
-atomically while holding off other writers, keeps history and reports changes.
+atomically while holding off other writers, keeps history, reports changes, and owns
+its files or keys (including how a migration imports into it).
 """
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ class Backend(Protocol):
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:
         """History entries, newest first."""
+        ...
+
+    def import_state(self, selections: Mapping[str, Selection],
+                     history: list[HistoryEntry]) -> StoredState:
+        """Store ``selections`` and ``history`` (oldest first, verbatim) into an empty backend.
+
+        What ``modelboard migrate`` writes with (it reads with ``load`` and
+        ``read_history``). Refuses with ConfigurationError, writing nothing, if the
+        backend already holds selections or history.
+        """
         ...
 
     def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:

@@ -47,6 +47,7 @@ from .history import (
     ROTATE_BYTES,
     HistoryFile,
     Verification,
+    sealed_lines,
     stamp_entries,
 )
 from .models import HistoryEntry, Selection
@@ -300,6 +301,44 @@ class FileBackend:
         if backup is not None and backup.revision == revision:
             return backup.selections
         return None
+
+    def import_state(self, selections: Mapping[str, Selection],
+                     history: list[HistoryEntry]) -> StoredState:
+        """Store ``selections`` and ``history`` (oldest first, kept verbatim) into an empty place.
+
+        History first (atomically), then the selections under the writers' lock; refuses
+        with ConfigurationError, leaving nothing behind, if either file already exists.
+        """
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        for existing in (self.target, self.history_path):
+            if existing.exists():
+                raise ConfigurationError("already exists; migrate only into an empty "
+                                         "location, nothing was copied", path=str(existing))
+        history_path = self.history_path
+        if history:
+            try:
+                history_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot create folder: {exc.strerror}",
+                                         path=str(history_path.parent)) from None
+            self._write_atomically(history_path, sealed_lines(history), durable=True)
+
+        def only_if_empty(current: Mapping[str, Selection]) -> Commit:
+            if current:
+                raise ConfigurationError("another writer stored selections meanwhile; "
+                                         "nothing was copied", path=self.location)
+            return Commit(selections, ())
+
+        empty = StoredState({}, _EMPTY_REVISION, token=None, exists=False)
+        try:
+            stored = self.commit(only_if_empty, base=empty)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                history_path.unlink()  # leave nothing behind
+            raise
+        assert stored is not None
+        return stored
 
     def _refresh_backup(self, data: bytes, path: Path) -> None:
         """Overwrite the backup in place with ``data``.

@@ -7,16 +7,9 @@ selections or history someone else stored, and a failed one leaves nothing behin
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Mapping
 
-from .backend import Backend, Commit, StoredState
 from .errors import ConfigurationError
-from .filebackend import FileBackend
-from .fileformat import render_document, revision_of_bytes
-from .history import sealed_lines
-from .models import HistoryEntry, Selection
 from .opening import _backend_for
 
 __all__ = ["migrate"]
@@ -46,7 +39,7 @@ def migrate(source: str, destination: str) -> str:
         left_out = f"; the oldest {len(history) - limit} left out (the history keeps {limit})"
         history = history[-limit:]
     try:
-        stored = _store_into_empty(writer, state.selections, history)
+        stored = writer.import_state(state.selections, history)
     finally:
         writer.close()
     count = len(state.selections)
@@ -59,48 +52,3 @@ def _same_place(source: str, destination: str) -> bool:
     if "://" in source or "://" in destination:
         return source == destination
     return os.path.realpath(source) == os.path.realpath(destination)
-
-
-def _store_into_empty(backend: Backend, selections: Mapping[str, Selection],
-                      history: list[HistoryEntry]) -> StoredState:
-    if isinstance(backend, FileBackend):
-        return _store_into_empty_file(backend, selections, history)
-    import_state = getattr(backend, "import_state", None)  # the Redis backend, imported lazily
-    if import_state is None:
-        raise ConfigurationError("cannot migrate into this kind of location",
-                                 path=backend.location)
-    stored: StoredState = import_state(selections, history)
-    return stored
-
-
-def _store_into_empty_file(backend: FileBackend, selections: Mapping[str, Selection],
-                           history: list[HistoryEntry]) -> StoredState:
-    """History first (atomically, verbatim), then the selections under the writers' lock."""
-    for existing in (backend.target, backend.history_path):
-        if existing.exists():
-            raise ConfigurationError("already exists; migrate only into an empty location, "
-                                     "nothing was copied", path=str(existing))
-    history_path = backend.history_path
-    if history:
-        try:
-            history_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create folder: {exc.strerror}",
-                                     path=str(history_path.parent)) from None
-        backend._write_atomically(history_path, sealed_lines(history), durable=True)
-
-    def only_if_empty(current: Mapping[str, Selection]) -> Commit:
-        if current:
-            raise ConfigurationError("another writer stored selections meanwhile; nothing "
-                                     "was copied", path=backend.location)
-        return Commit(selections, ())
-
-    empty = StoredState({}, revision_of_bytes(render_document({})), token=None, exists=False)
-    try:
-        stored = backend.commit(only_if_empty, base=empty)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            history_path.unlink()  # leave nothing behind
-        raise
-    assert stored is not None
-    return stored

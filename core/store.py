@@ -13,11 +13,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Literal
 
-from . import fleet, versions
+from . import fleet, rules, versions
 from .actor import default_actor
 from .backend import Backend, Commit, StoredState
 from .catalog import Catalog
@@ -25,9 +25,7 @@ from .errors import (
     BackendUnavailableError,
     ConfigurationError,
     ConflictError,
-    LockedError,
     ModelboardError,
-    NotFoundError,
     ReadOnlyError,
 )
 from .fileformat import render_document, revision_of_bytes
@@ -41,38 +39,18 @@ from .models import (
     diff_snapshots,
     utc_now,
 )
+from .rules import UNSET, Operation
 from .text import strip_controls
 
-__all__ = ["UNSET", "SelectionStore", "Transaction"]
+__all__ = ["UNSET", "Operation", "SelectionStore", "Transaction"]
 
 log = logging.getLogger("modelboard")
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-#: "No expectation given" for ``expect=``; None means "expect no selection".
-UNSET: Any = _Unset()
 Subscriber = Callable[[ChangeEvent], None]
 #: Longest start_watching waits for the watch to be armed, and stop_watching for it to end.
 WATCH_START_TIMEOUT_S = 10.0
 _EMPTY = Snapshot({}, revision_of_bytes(render_document({})))
-
-
-@dataclass(frozen=True, slots=True)
-class _Operation:
-    action: Literal["set", "lock", "unlock", "remove"]
-    provider: str
-    model: str | None = None
-    reason: str | None = None
-    expect: Any = UNSET
-
-
-def _value(selection: Selection | None) -> tuple[str, bool] | None:
-    """What a conflict compares: the model and the lock, not the metadata."""
-    return None if selection is None else (selection.model_name, selection.editable)
 
 
 class Transaction:
@@ -87,31 +65,40 @@ class Transaction:
         self._actor = actor
         #: Why the change is made (``--reason``): recorded on each of its history lines.
         self._reason = reason
-        self._operations: list[_Operation] = []
-        #: After commit: the stored state the changes were applied to, and the result.
+        self._operations: list[Operation] = []
         self._before: Mapping[str, Selection] = {}
         self._after: Mapping[str, Selection] = {}
 
     def set_model_selection(self, provider: str, model_name: str, *,
                             expect: str | None = UNSET) -> None:
         self._store.catalog.validate(provider, model_name)
-        self._operations.append(_Operation("set", provider, model_name, expect=expect))
+        self._operations.append(Operation("set", provider, model_name, expect=expect))
 
     def remove_model_selection(self, provider: str, *, expect: str | None = UNSET) -> None:
         check_name("provider", provider)
-        self._operations.append(_Operation("remove", provider, expect=expect))
+        self._operations.append(Operation("remove", provider, expect=expect))
 
     def lock(self, provider: str, *, reason: str | None = None) -> None:
         check_name("provider", provider)
-        self._operations.append(_Operation("lock", provider, reason=_clean_text(reason)))
+        self._operations.append(Operation("lock", provider, reason=_clean_text(reason)))
 
     def unlock(self, provider: str) -> None:
         check_name("provider", provider)
-        self._operations.append(_Operation("unlock", provider))
+        self._operations.append(Operation("unlock", provider))
 
     @property
-    def operations(self) -> tuple[_Operation, ...]:
+    def operations(self) -> tuple[Operation, ...]:
         return tuple(self._operations)
+
+    @property
+    def before(self) -> Mapping[str, Selection]:
+        """After commit: the stored state the changes were applied to."""
+        return self._before
+
+    @property
+    def after(self) -> Mapping[str, Selection]:
+        """After commit: the state they left (``before`` when nothing changed)."""
+        return self._after
 
 
 def _clean_text(text: str | None) -> str | None:
@@ -302,7 +289,7 @@ class SelectionStore:
         """
         with self.transaction(actor=actor, reason=reason) as tx:
             tx.set_model_selection(provider, model_name, expect=expect)
-        return tx._after[provider]
+        return tx.after[provider]
 
     def bulk_set_model_selections(self, selections: Mapping[str, str], *,
                                   actor: str | None = None,
@@ -311,7 +298,7 @@ class SelectionStore:
         with self.transaction(actor=actor, reason=reason) as tx:
             for provider, model_name in selections.items():
                 tx.set_model_selection(provider, model_name)
-        return {provider: tx._after[provider] for provider in selections}
+        return {provider: tx.after[provider] for provider in selections}
 
     def remove_model_selection(self, provider: str, *, actor: str | None = None,
                                expect: str | None = UNSET,
@@ -322,20 +309,20 @@ class SelectionStore:
         """
         with self.transaction(actor=actor, reason=reason) as tx:
             tx.remove_model_selection(provider, expect=expect)
-        return tx._before.get(provider)
+        return tx.before.get(provider)
 
     def lock(self, provider: str, *, reason: str | None = None,
              actor: str | None = None) -> Selection:
         """Lock the provider's selection (``editable`` false) so nobody changes it."""
         with self.transaction(actor=actor) as tx:
             tx.lock(provider, reason=reason)
-        return tx._after[provider]
+        return tx.after[provider]
 
     def unlock(self, provider: str, *, actor: str | None = None,
                reason: str | None = None) -> Selection:
         with self.transaction(actor=actor, reason=reason) as tx:
             tx.unlock(provider)
-        return tx._after[provider]
+        return tx.after[provider]
 
     @contextlib.contextmanager
     def transaction(self, *, actor: str | None = None,
@@ -362,11 +349,15 @@ class SelectionStore:
 
             def apply(current: Mapping[str, Selection]) -> Commit | None:
                 seen.append(current)
-                result = self._apply(operations, tx._actor, base, current)
-                if result is not None and tx._reason is not None:
-                    result = Commit(result.selections, tuple(
-                        replace(entry, reason=tx._reason) for entry in result.history))
-                return result
+                outcome = rules.apply(operations, base, current, self.catalog, tx._actor,
+                                      utc_now())
+                outcome.raise_refusal()
+                if not outcome.changed:
+                    return None
+                history = outcome.history
+                if tx._reason is not None:
+                    history = tuple(replace(entry, reason=tx._reason) for entry in history)
+                return Commit(outcome.selections, history)
 
             try:
                 stored = self._backend.commit(apply, base=base_state)
@@ -379,88 +370,6 @@ class SelectionStore:
                 self._install(stored, "local")
             tx._before = seen[-1] if seen else base
             tx._after = stored.selections if stored is not None else tx._before
-
-    def _apply(self, operations: tuple[_Operation, ...], actor: str, base: Snapshot,
-               current: Mapping[str, Selection]) -> Commit | None:
-        """Re-apply ``operations`` on ``current``, the latest stored state, or refuse.
-
-        Staleness is checked for every provider before anything else: a writer whose
-        view is out of date learns that first, since its other judgements (a lock it
-        did not see, say) rest on that view.
-        """
-        checked: set[str] = set()
-        for op in operations:
-            provider = op.provider
-            if provider in checked:
-                continue
-            checked.add(provider)
-            stored = current.get(provider)
-            if op.expect is not UNSET:
-                stale = (stored.model_name if stored else None) != op.expect
-            else:
-                stale = _value(stored) != _value(base.get(provider))
-            if stale:
-                raise ConflictError(
-                    provider, theirs=stored.model_name if stored else None,
-                    mine=op.model if op.action == "set" else _describe(op, stored),
-                    theirs_by=stored.updated_by if stored else None)
-        working = dict(current)
-        history: list[HistoryEntry] = []
-        now = utc_now()
-        touched: set[str] = set()
-        for op in operations:
-            provider = op.provider
-            existing = working.get(provider)
-            # A later operation on the same provider expects what the earlier ones in
-            # this transaction left, not what was stored before them.
-            if (provider in touched and op.expect is not UNSET
-                    and (existing.model_name if existing else None) != op.expect):
-                raise ConflictError(
-                    provider, theirs=existing.model_name if existing else None,
-                    mine=op.model if op.action == "set" else _describe(op, existing),
-                    theirs_by=existing.updated_by if existing else None)
-            touched.add(provider)
-            if op.action == "set":
-                assert op.model is not None
-                self.catalog.validate(provider, op.model)
-                if existing is not None and not existing.editable:
-                    raise LockedError(provider, locked_by=existing.updated_by,
-                                      reason=existing.lock_reason)
-                if existing is not None and existing.model_name == op.model:
-                    continue
-                selection = Selection(model_name=op.model, editable=True, last_updated=now,
-                                      updated_by=actor)
-                if existing is not None and existing.extra:
-                    selection = replace(selection, extra=existing.extra)
-                working[provider] = selection
-                history.append(HistoryEntry(now, actor, provider, "set",
-                                            existing.model_name if existing else None,
-                                            op.model, ""))
-            elif op.action == "remove":
-                if existing is None:
-                    continue  # nothing selected: already as asked
-                if not existing.editable:
-                    raise LockedError(provider, locked_by=existing.updated_by,
-                                      reason=existing.lock_reason)
-                del working[provider]
-                history.append(HistoryEntry(now, actor, provider, "remove",
-                                            existing.model_name, None, ""))
-            else:  # lock / unlock
-                if existing is None:
-                    raise NotFoundError(provider)
-                locking = op.action == "lock"
-                if existing.editable != locking and (not locking or
-                                                     existing.lock_reason == op.reason):
-                    continue  # already so
-                working[provider] = replace(
-                    existing, editable=not locking, last_updated=now, updated_by=actor,
-                    lock_reason=op.reason if locking else None)
-                history.append(HistoryEntry(now, actor, provider, op.action,
-                                            existing.model_name, existing.model_name, "",
-                                            op.reason if locking else None))
-        if not history:
-            return None
-        return Commit(working, tuple(history))
 
     # -- subscribing --------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -631,6 +540,17 @@ class SelectionStore:
                 f"providers={len(self._snapshot)})")
 
     # -- checking -----------------------------------------------------------------------------
+    def check(self, operations: Sequence[Operation], *,
+              actor: str | None = None) -> rules.Outcome:
+        """What ``operations`` would do to the state this store holds, writing nothing.
+
+        Every refusal is reported, not just the first (a write raises the first). The
+        same rules as a write; only the state may have moved by the time one is made.
+        """
+        snapshot = self._snapshot
+        return rules.apply(operations, snapshot, snapshot, self.catalog,
+                           _clean_text(actor) or self.actor, utc_now())
+
     def validate(self) -> list[ModelboardError]:
         """Everything wrong with what is stored now, strict about the catalog too."""
         try:
@@ -639,10 +559,3 @@ class SelectionStore:
             return [error]
         return [ConfigurationError(problem, path=self.location)
                 for problem in self.catalog.problems(state.selections)]
-
-
-def _describe(op: _Operation, existing: Selection | None) -> str | None:
-    model = existing.model_name if existing else None
-    if op.action == "remove":
-        return None
-    return f"{model} ({op.action}ed)" if model else op.action

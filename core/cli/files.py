@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import ConfigurationError, LockedError, ValidationError
+from ..errors import ConfigurationError, ValidationError
 from ..fileformat import parse_document
+from ..rules import Operation
 from ..text import escape
 from .fleet import wait_if_asked
 from .output import REMOTE_SCHEMES, change_line, shown
@@ -35,28 +36,19 @@ def cmd_apply(session: Session) -> int:
     data = _read_source(args.source)
     store = session.open_for_reading() if args.dry_run else session.open_for_writing()
 
-    # Every problem is found and reported before anything is written, so one run
-    # shows them all; the transaction below checks them again under the lock.
+    # Every problem is found and reported before anything is written, so one run shows
+    # them all: the file's own, then the store's rules as a dry run, at the line and
+    # column of each provider. The transaction below applies the same rules under the lock.
     errors: list[ConfigurationError] = []
     positions: dict[str, tuple[int, int]] = {}
     wanted = parse_document(data, path=label, problems=errors, positions=positions)
-    current = store.snapshot
-    changes: list[tuple[str, str | None, str]] = []
-    for provider in sorted(wanted):
-        model = wanted[provider].model_name
-        existing = current.get(provider)
-        line, column = positions[provider]
-        try:
-            store.catalog.validate(provider, model)
-            if existing is not None and existing.model_name == model:
-                continue
-            if existing is not None and not existing.editable:
-                raise LockedError(provider, locked_by=existing.updated_by,
-                                  reason=existing.lock_reason)
-        except (ValidationError, LockedError) as exc:
-            errors.append(ConfigurationError(str(exc), path=label, line=line, column=column))
-            continue
-        changes.append((provider, existing.model_name if existing else None, model))
+    operations = [Operation("set", provider, wanted[provider].model_name)
+                  for provider in sorted(wanted)]
+    outcome = store.check(operations)
+    for refusal in outcome.refusals:
+        line, column = positions[refusal.operation.provider]
+        errors.append(ConfigurationError(str(refusal.error), path=label, line=line,
+                                         column=column))
     if errors:
         errors.sort(key=lambda error: (error.line or 0, error.column or 0))
         for error in errors:
@@ -65,8 +57,9 @@ def cmd_apply(session: Session) -> int:
                        f"nothing was written to {store.location}")
         return EXIT_REFUSED
 
-    for provider, old, new in changes:
-        terminal.line(change_line(provider, old, new))
+    changes = outcome.history
+    for change in changes:
+        terminal.line(change_line(change.provider, change.old, change.new))
     unchanged = len(wanted) - len(changes)
     tail = f" ({unchanged} already as wanted)" if unchanged else ""
     count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}"
@@ -75,8 +68,8 @@ def cmd_apply(session: Session) -> int:
         return EXIT_OK
     if changes:
         with store.transaction() as tx:
-            for provider, _old, new in changes:
-                tx.set_model_selection(provider, new)
+            for provider in sorted(wanted):
+                tx.set_model_selection(provider, wanted[provider].model_name)
     terminal.line(f"applied {count} to {escape(store.location)}{tail}")
     return wait_if_asked(session, store)
 

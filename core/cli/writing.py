@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConflictError, NotFoundError
-from ..store import UNSET
+from ..rules import UNSET
 from ..text import escape
 from .fleet import wait_if_asked
 from .output import change_line

@@ -223,6 +223,8 @@ class StoreAgainstAModel(RuleBasedStateMachine):
     def setter(provider: str, model: str) -> Any:
         def change(state: dict[str, tuple[str, bool]]) -> None:
             current = state.get(provider)
+            if current is not None and current[0] == model:
+                return  # already as asked: not refused even when locked
             if current is not None and not current[1]:
                 raise LockedError(provider)
             state[provider] = (model, True)
