@@ -13,6 +13,7 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "ValidationError",
+    "describe_lock",
 ]
 
 
@@ -60,11 +61,9 @@ class LockedError(ModelboardError):
         self.provider = provider
         self.locked_by = locked_by
         self.reason = reason
-        # Who and why come from a file anyone may have edited: keep them to one safe line.
-        detail = f"locked by {escape(locked_by)}" if locked_by else "locked"
-        if reason:
-            detail += f": {escape(reason)}"
-        super().__init__(f"{provider}: selection is {detail}; unlock it first")
+        #: ``locked by alice: launch week``, as every lock is worded (see describe_lock).
+        self.detail = describe_lock(locked_by, reason)
+        super().__init__(f"{provider}: selection is {self.detail}; unlock it first")
 
 
 class ConflictError(ModelboardError):
@@ -100,6 +99,15 @@ class ReadOnlyError(ModelboardError):
 
 class BackendUnavailableError(ModelboardError):
     """The storage backend cannot be reached (a Redis server down, say)."""
+
+
+def describe_lock(locked_by: str | None, reason: str | None) -> str:
+    """How a lock is worded everywhere: ``locked by alice@ops: launch week``.
+
+    Who and why come from a file anyone may have edited: both are made one safe line.
+    """
+    detail = f"locked by {escape(locked_by)}" if locked_by else "locked"
+    return detail + (f": {escape(reason)}" if reason else "")
 
 
 def _show(value: str | None) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .errors import ValidationError
+from .errors import ValidationError, describe_lock
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 200
+#: How an absent model reads in a change: ``(none) -> gpt-4o``.
+NOTHING = "(none)"
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -155,16 +157,24 @@ class ProviderChange:
         return self.new.updated_by if self.new is not None else None
 
     def describe(self) -> str:
-        """One line for a log or a notification."""
-        by = f" by {self.actor}" if self.actor else ""
-        if self.kind == "added" and self.new is not None:
-            return f"{self.provider}: set to {self.new.model_name}{by}"
-        if self.kind == "removed" and self.old is not None:
-            return f"{self.provider}: {self.old.model_name} removed"
-        if self.kind == "lock" and self.new is not None:
-            return f"{self.provider}: {'unlocked' if self.new.editable else 'locked'}{by}"
-        assert self.old is not None and self.new is not None
-        return f"{self.provider}: {self.old.model_name} -> {self.new.model_name}{by}"
+        """The change in one line, as the editor's notices and ``modelboard watch`` show it.
+
+        ``openai: gpt-4o -> gpt-4.1 by alice``, ``xai: grok-4 locked by bob: launch``,
+        ``openai: gpt-4o updated by carol`` (only its time, author or extra fields moved).
+        Names and free text are as stored: the caller makes the line terminal-safe.
+        """
+        provider, by = self.provider, f" by {self.actor}" if self.actor else ""
+        old = self.old.model_name if self.old else NOTHING
+        new = self.new.model_name if self.new else NOTHING
+        if self.kind == "added":
+            return f"{provider}: set to {new}{by}"
+        if self.kind == "removed" or self.new is None:
+            return f"{provider}: {old} removed"
+        if self.kind == "lock" or (self.old is not None and old == new):
+            if not self.new.editable:
+                return f"{provider}: {new} {describe_lock(self.actor, self.new.lock_reason)}"
+            return f"{provider}: {new} {'unlocked' if self.kind == 'lock' else 'updated'}{by}"
+        return f"{provider}: {old} -> {new}{by}"
 
 
 def diff_snapshots(old: Mapping[str, Selection],
@@ -210,9 +220,6 @@ class ChangeEvent:
     source: Literal["local", "external"] = "external"
 
 
-HistoryAction = Literal["set", "lock", "unlock", "remove"]
-
-
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One line of the history: who changed which provider, from what to what, when."""
@@ -233,6 +240,13 @@ class HistoryEntry:
     before: Mapping[str, Any] | None = None
     after: Mapping[str, Any] | None = None
     has_states: bool = False
+
+    def describe(self) -> str:
+        """What the entry changed: ``gpt-4o -> gpt-4.1``, or the model and the lock reason."""
+        if self.action in ("lock", "unlock"):
+            reason = f" ({self.reason})" if self.reason else ""
+            return f"{self.new or self.old or ''}{reason}"
+        return f"{self.old or NOTHING} -> {self.new or NOTHING}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 ``run_editor`` is what the ``modelboard`` command calls; ``ModelboardApp`` is the
 application itself, for embedding or testing. Textual is imported only when one of
-them is used, so a missing ``tui`` extra is reported as a one-line message.
+them is used, so a missing ``tui`` extra is reported as a one-line message (exit 2).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelboardApp", "run_editor"]
 
-_MISSING = "modelboard: the editor needs Textual: pip install 'modelboard[tui]' ({error})"
+_MISSING = "modelboard: the editor needs Textual: pip install 'modelboard[tui]'"
 
 
 def run_editor(location: str | None, *, catalog: str | None = None,
@@ -28,9 +28,13 @@ def run_editor(location: str | None, *, catalog: str | None = None,
     """
     try:
         from .app import run_editor as run
-    except ImportError as error:
-        print(_MISSING.format(error=error), file=sys.stderr)
-        return 1
+    except ModuleNotFoundError as error:
+        # The one check for a missing ``tui`` extra: a usage problem (exit 2), said on
+        # one line with the command that fixes it. Any other import error is a bug.
+        if not error.name or error.name.split(".")[0] not in ("textual", "rich"):
+            raise
+        print(_MISSING, file=sys.stderr)
+        return 2
     return run(location, catalog=catalog, read_only=read_only)
 
 

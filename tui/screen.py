@@ -38,13 +38,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from modelboard.core import (
+    UNSET,
     ChangeEvent,
     ConfigurationError,
     ConflictError,
+    LockedError,
     ModelboardError,
+    Operation,
     ProviderChange,
     SelectionStore,
 )
+from modelboard.core.errors import describe_lock
 from modelboard.core.fleet import Fleet, Reader, Waited
 
 from .dialogs import (
@@ -70,7 +74,6 @@ WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "bulk", "
 #: Actions that wait while the file on disk cannot be loaded.
 WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "unlock", "remove", "bulk"})
 AGE_REFRESH_SECONDS = 15.0
-_NO_EXPECTATION = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +88,15 @@ class PendingChange:
     kind: Literal["set", "remove", "lock", "unlock", "bulk"]
     provider: str = ""
     model: str | None = None
-    expect: Any = _NO_EXPECTATION
+    expect: Any = UNSET
     reason: str | None = None
     bulk: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
 
     def describe(self) -> str:
-        if self.kind == "set":
-            return f"{self.provider}: set to {self.model}"
-        if self.kind == "remove":
-            return f"{self.provider}: selection removed"
-        if self.kind == "lock":
-            return f"{self.provider}: locked" + (f" ({self.reason})" if self.reason else "")
-        if self.kind == "unlock":
-            return f"{self.provider}: unlocked"
-        return f"{len(self.bulk)} providers set to {next(iter(self.bulk.values()))[1]}"
+        if self.kind == "bulk":
+            return f"{len(self.bulk)} providers set to {next(iter(self.bulk.values()))[1]}"
+        operation = Operation(self.kind, self.provider, self.model, self.reason)
+        return f"{self.provider}: {operation.describe()}"  # the core words it
 
     def providers(self) -> list[str]:
         return list(self.bulk) if self.kind == "bulk" else [self.provider]
@@ -106,7 +104,7 @@ class PendingChange:
 
 def write_change(store: SelectionStore, change: PendingChange) -> None:
     """Store ``change``; raises what the core raises (conflicts, locks, validation)."""
-    expect: dict[str, Any] = {} if change.expect is _NO_EXPECTATION else {"expect": change.expect}
+    expect: dict[str, Any] = {} if change.expect is UNSET else {"expect": change.expect}
     if change.kind == "set":
         assert change.model is not None
         store.set_model_selection(change.provider, change.model, **expect)
@@ -479,9 +477,8 @@ class MainScreen(Screen[None]):
         if selection is None:
             return f"{provider} has no model selected"
         if selection.locked:
-            who = f" by {selection.updated_by}" if selection.updated_by else ""
-            why = f": {selection.lock_reason}" if selection.lock_reason else " (no reason given)"
-            return f"{provider} is locked{who}{why}; press l to unlock it first"
+            lock = describe_lock(selection.updated_by, selection.lock_reason)
+            return f"{provider} is {lock}; press l to unlock it first"
         return f"{action} is not available here"
 
     def action_explain(self, action: str) -> None:
@@ -540,17 +537,17 @@ class MainScreen(Screen[None]):
             self.table.set_sort(column)  # type: ignore[arg-type]
             self._update_status()
 
-    def action_edit(self, initial: str = "", expect: Any = _NO_EXPECTATION) -> None:
+    def action_edit(self, initial: str = "", expect: Any = UNSET) -> None:
         provider = self.table.highlighted_provider
         if provider is not None:
             self.open_editor(provider, initial=initial, expect=expect)
 
     def open_editor(self, provider: str, *, initial: str = "",
-                    expect: Any = _NO_EXPECTATION) -> None:
+                    expect: Any = UNSET) -> None:
         """The model picker for ``provider``; saving expects the model shown when it opened."""
         current = self.store.get_model_selection(provider)
         current_model = current.model_name if current else None
-        if expect is _NO_EXPECTATION:
+        if expect is UNSET:
             expect = current_model
         catalog = self.store.catalog
         spec = catalog.get(provider)
@@ -645,13 +642,16 @@ class MainScreen(Screen[None]):
         bulk: dict[str, tuple[str | None, str]] = {}
         for provider in providers:
             selection = self.store.get_model_selection(provider)
-            old = selection.model_name if selection else None
-            problem = None
-            if selection is not None and selection.locked:
-                who = f" by {selection.updated_by}" if selection.updated_by else ""
-                problem = f"locked{who}"
-            rows.append(BulkRow(provider, old, model, problem))
-            bulk[provider] = (old, model)
+            bulk[provider] = (selection.model_name if selection else None, model)
+        # The store's rules as a dry run: every obstacle is shown, worded by the core.
+        outcome = self.store.check([Operation("set", provider, new, expect=old)
+                                    for provider, (old, new) in bulk.items()])
+        problems = {refusal.operation.provider: refusal.error for refusal in outcome.refusals}
+        for provider, (old, new) in bulk.items():
+            error = problems.get(provider)
+            problem = None if error is None else \
+                error.detail if isinstance(error, LockedError) else str(error)
+            rows.append(BulkRow(provider, old, new, problem))
 
         def decided(apply: bool | None) -> None:
             if apply:

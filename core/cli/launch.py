@@ -10,17 +10,9 @@ TUI_HINT = "pip install 'modelboard[tui]'"
 
 
 def cmd_tui(session: Session) -> int:
-    # Textual first: the editor package imports it only when it runs, and a missing
-    # extra is a usage problem (exit 2) with the command that fixes it.
-    try:
-        import textual  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("textual", "rich"):
-            session.terminal.error(f"the editor needs Textual: {TUI_HINT}")
-            return EXIT_USAGE
-        raise
     # Imported here, not at the top: headless commands must not pay for the editor. This
-    # is the one import of modelboard.tui in the core (the layer contract allows it).
+    # is the one import of modelboard.tui in the core (the layer contract allows it). The
+    # editor package itself says when Textual is missing (run_editor exits 2).
     try:
         # mypy checks core/ as a tree of its own, where modelboard.tui is not found.
         from modelboard.tui import run_editor  # type: ignore[import-not-found,unused-ignore]

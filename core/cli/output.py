@@ -8,14 +8,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from ..models import NOTHING
 from ..text import cell_width, escape, fit
 
-__all__ = ["LINE_WIDTH", "NOTHING", "Terminal", "change_line", "shown", "table", "time_text",
+__all__ = ["LINE_WIDTH", "Terminal", "change_line", "shown", "table", "time_text",
            "to_json"]
 
 LINE_WIDTH = 80
-#: What an absent model reads as in a change line.
-NOTHING = "(none)"
 REMOTE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 

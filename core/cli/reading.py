@@ -6,11 +6,11 @@ import textwrap
 from typing import Any
 
 from ..catalog import Catalog
-from ..models import HistoryEntry, Selection
+from ..models import Selection
 from ..service import selection_to_dict
 from ..store import SelectionStore
 from ..text import escape, fit
-from .output import LINE_WIDTH, NOTHING, table, time_text, to_json
+from .output import LINE_WIDTH, table, time_text, to_json
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
 __all__ = ["cmd_catalog", "cmd_get", "cmd_history", "cmd_list"]
@@ -77,18 +77,11 @@ def cmd_history(session: Session) -> int:
                       + (f" for {session.args.provider}" if session.args.provider else ""))
         return EXIT_OK
     rows = [(time_text(entry.time), entry.actor, entry.provider, entry.action,
-             _history_change(entry)) for entry in entries]
+             entry.describe()) for entry in entries]
     headers = ("TIME (UTC)", "BY", "PROVIDER", "ACTION", "CHANGE")
     for line in table(terminal, headers, rows, shrink=((4, 28), (1, 10), (4, 16), (2, 8))):
         terminal.line(line)
     return EXIT_OK
-
-
-def _history_change(entry: HistoryEntry) -> str:
-    if entry.action in ("lock", "unlock"):
-        reason = f" ({entry.reason})" if entry.reason else ""
-        return f"{entry.new or entry.old or ''}{reason}"
-    return f"{entry.old or NOTHING} -> {entry.new or NOTHING}"
 
 
 def cmd_catalog(session: Session) -> int:

@@ -15,7 +15,7 @@ from ..errors import ConfigurationError
 from ..models import ChangeEvent, ProviderChange, Selection, utc_now
 from ..service import selection_to_dict
 from ..text import escape, fit
-from .output import NOTHING, Terminal, time_text, to_json
+from .output import LINE_WIDTH, Terminal, time_text, to_json
 from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
 
 __all__ = ["ChangePrinter", "cmd_watch"]
@@ -74,24 +74,8 @@ class ChangePrinter:
 
     @staticmethod
     def _change_text(change: ProviderChange) -> str:
-        provider = fit(change.provider, 20)
-        by = f" by {fit(change.actor, 20)}" if change.actor else ""
-        old = fit(change.old.model_name, 24) if change.old else NOTHING
-        new = fit(change.new.model_name, 24) if change.new else NOTHING
-        if change.kind == "added":
-            return f"{provider}: set to {new}{by}"
-        if change.kind == "removed":
-            return f"{provider}: {old} removed"
-        same_model = change.old is not None and change.new is not None and \
-            change.old.model_name == change.new.model_name
-        if (change.kind == "lock" or same_model) and change.new is not None:
-            if change.new.editable:
-                if change.kind != "lock":  # only the time, author or extra fields moved
-                    return f"{provider}: {new} updated{by}"
-                return f"{provider}: {new} unlocked{by}"
-            reason = f" ({fit(change.new.lock_reason, 20)})" if change.new.lock_reason else ""
-            return f"{provider}: {new} locked{by}{reason}"
-        return f"{provider}: {old} -> {new}{by}"
+        # The time before it takes 21 columns; the core words the change.
+        return fit(change.describe(), LINE_WIDTH - 21)
 
 
 def cmd_watch(session: Session) -> int:

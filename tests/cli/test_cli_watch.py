@@ -102,7 +102,7 @@ def test_watch_prints_each_change_and_keeps_going_through_a_bad_file(
 
         store.reload()
         store.lock("xai", reason="launch")
-        assert watcher.next_line().endswith("  xai: grok-4 locked by alice@ops (launch)")
+        assert watcher.next_line().endswith("  xai: grok-4 locked by alice@ops: launch")
         store.close()
 
         assert watcher.stop(signal.SIGINT) == 130
