@@ -534,7 +534,7 @@ class MainScreen(Screen[None]):
     def _header_selected(self, event: SelectionTable.HeaderSelected) -> None:
         column = event.column
         if column in SORT_ORDERS:
-            self.table.set_sort(column)  # type: ignore[arg-type]
+            self.table.set_sort(column)
             self._update_status()
 
     def action_edit(self, initial: str = "", expect: Any = UNSET) -> None:

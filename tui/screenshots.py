@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import DataTable
+
 from modelboard.core import open_store
 from modelboard.core.fleet import FileReportSink, ReaderReport
 
@@ -96,7 +98,7 @@ async def _history(pilot: Any) -> None:
     await _cursor_on(pilot, "openai")
     await pilot.press("h")
     await _until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen)
-                 and pilot.app.screen.query_one("#history-table").row_count)
+                 and pilot.app.screen.query_one("#history-table", DataTable).row_count)
 
 
 async def _fleet(pilot: Any) -> None:

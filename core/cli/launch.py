@@ -14,8 +14,7 @@ def cmd_tui(session: Session) -> int:
     # is the one import of modelboard.tui in the core (the layer contract allows it). The
     # editor package itself says when Textual is missing (run_editor exits 2).
     try:
-        # mypy checks core/ as a tree of its own, where modelboard.tui is not found.
-        from modelboard.tui import run_editor  # type: ignore[import-not-found,unused-ignore]
+        from modelboard.tui import run_editor
     except ImportError as exc:  # the package, or its run_editor, is missing
         if exc.name == "modelboard.tui":
             session.terminal.error(f"the editor is not installed: {TUI_HINT}")
