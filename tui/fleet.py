@@ -126,8 +126,8 @@ class FleetScreen(Screen[None]):
         table: DataTable[Text] = self.query_one("#fleet-table", DataTable)
         wanted = {r.key: self._cells(r) for r in readers}
         with self.app.batch_update():
-            for key in [k.value for k in table.rows if k.value not in wanted]:
-                table.remove_row(key)
+            for row in [k for k in table.rows if k.value not in wanted]:
+                table.remove_row(row)
             for key, cells in wanted.items():
                 if key not in table.rows:
                     table.add_row(*cells, key=key)

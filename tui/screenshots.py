@@ -105,7 +105,7 @@ async def _fleet(pilot: Any) -> None:
     await _until(pilot, lambda: pilot.app.main.table.row_count)
     await pilot.press("f")
     await _until(pilot, lambda: isinstance(pilot.app.screen, FleetScreen)
-                 and pilot.app.screen.query_one("#fleet-table").row_count)
+                 and pilot.app.screen.query_one("#fleet-table", DataTable).row_count)
 
 
 SCENES: dict[str, tuple[Scene, bool]] = {
