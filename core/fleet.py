@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from .errors import BackendUnavailableError
 from .models import HistoryEntry
 
 if TYPE_CHECKING:
@@ -170,6 +171,8 @@ class ReaderReport:
             raw = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not JSON ({exc})") from None
+        except RecursionError:
+            raise ValueError("nested too deeply: not a report") from None
         if not isinstance(raw, dict) or raw.get("format") != REPORT_FORMAT:
             raise ValueError("not a modelboard reader report")
         version = raw.get("format_version")
@@ -569,14 +572,20 @@ class RedisReportSink:
         self._client.delete(self._prefix + reader_id)
 
     def read_all(self) -> list[RawReport]:
-        keys = sorted(self._client.scan_iter(match=self._prefix + "*", count=1000))
-        if not keys:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(key)
-            pipe.pttl(key)
-        replies = pipe.execute()
+        import redis
+
+        try:
+            keys = sorted(self._client.scan_iter(match=self._prefix + "*", count=1000))
+            if not keys:
+                return []
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+                pipe.pttl(key)
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise BackendUnavailableError(
+                f"{self.where}: cannot read the reader reports: {exc}") from None
         found = []
         for index, key in enumerate(keys):
             data, ttl = replies[2 * index], replies[2 * index + 1]
