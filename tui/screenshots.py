@@ -19,7 +19,7 @@ from typing import Any
 from textual.widgets import DataTable
 
 from modelboard.core import open_store
-from modelboard.core.fleet import FileReportSink, ReaderReport
+from modelboard.core.fleetreports import FileReportSink, ReaderReport
 
 from .app import ModelboardApp
 from .dialogs import BulkReview, ConflictScreen, HistoryScreen, ModelPicker
