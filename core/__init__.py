@@ -11,6 +11,8 @@ Nothing here imports textual or rich.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .catalog import Catalog, ProviderSpec
 from .errors import (
     ConfigurationError,
@@ -36,7 +38,10 @@ from .rules import UNSET, Operation, Outcome, Refusal
 from .service import ModelConfigService
 from .store import SelectionStore, Transaction
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("modelboard")  # pyproject.toml is the one place it is written
+except PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CATALOG_ENV_VAR",

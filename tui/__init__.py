@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from modelboard.core.extras import install_hint
+
 if TYPE_CHECKING:
     from .app import ModelboardApp
 
 __all__ = ["ModelboardApp", "run_editor"]
 
-_MISSING = "modelboard: the editor needs Textual: pip install 'modelboard[tui]'"
+_MISSING = "modelboard: the editor needs Textual: {hint}"
 
 
 def run_editor(location: str | None, *, catalog: str | None = None,
@@ -33,7 +35,7 @@ def run_editor(location: str | None, *, catalog: str | None = None,
         # one line with the command that fixes it. Any other import error is a bug.
         if not error.name or error.name.split(".")[0] not in ("textual", "rich"):
             raise
-        print(_MISSING, file=sys.stderr)
+        print(_MISSING.format(hint=install_hint("tui")), file=sys.stderr)
         return 2
     return run(location, catalog=catalog, read_only=read_only)
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from ..errors import ConflictError, LockedError, ModelboardError, NotFoundError
 from .files import cmd_apply, cmd_migrate, cmd_validate
 from .fleet import cmd_fleet
-from .launch import cmd_tui
+from .launch import cmd_serve, cmd_tui
 from .output import Terminal, shown
 from .parser import build_parser
 from .reading import cmd_catalog, cmd_get, cmd_history, cmd_list
@@ -56,6 +56,7 @@ COMMANDS: dict[str | None, Handler] = {
     "catalog": cmd_catalog,
     "migrate": cmd_migrate,
     "fleet": cmd_fleet,
+    "serve": cmd_serve,
 }
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigurationError, ValidationError
+from ..extras import install_hint
 from ..fileformat import parse_document
 from ..rules import Operation
 from ..text import escape
@@ -134,7 +135,7 @@ def cmd_migrate(session: Session) -> int:
             session.terminal.error("migrate is not available in this version of modelboard")
             return EXIT_REFUSED
         if exc.name and exc.name.split(".")[0] == "redis":
-            session.terminal.error("migrate needs redis-py: pip install 'modelboard[redis]'")
+            session.terminal.error(f"migrate needs redis-py: {install_hint('redis')}")
             return EXIT_REFUSED
         raise
     summary = migrate.migrate(session.args.source, session.args.destination)

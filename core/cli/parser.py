@@ -40,6 +40,16 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
     group.add_argument("--version", action="version", version=f"modelboard {__version__}")
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -156,4 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     command("tui", "open the editor (the default without a command)")
+
+    sub = command("serve", "the editor in a web browser (no authentication: see below)",
+                  """\
+                  Serves the same editor through textual-serve: each browser tab runs its
+                  own editor on the selections file. It has no authentication: anyone who
+                  can reach the address can change every model, so it listens on loopback
+                  only. From your laptop, forward the port over SSH:
+
+                    ssh -N -L 8000:127.0.0.1:8000 proxy-host   # open http://localhost:8000
+
+                  --allow-remote serves on another address: only behind a reverse proxy
+                  that authenticates (give its address with --public-url).""")
+    sub.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1; others need "
+                          "--allow-remote)")
+    sub.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    sub.add_argument("--allow-remote", action="store_true",
+                     help="allow a non-loopback --host (there is no authentication)")
+    sub.add_argument("--public-url", metavar="URL",
+                     help="the address browsers use, behind a reverse proxy "
+                          "(https://models.example.com)")
     return parser
