@@ -59,11 +59,17 @@ def distributions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def packaged_names() -> set[str]:
     """Where each source file of core/ and tui/ must land in the wheel."""
     names = {"modelboard/__main__.py"}
+    mapped = {"_toplevel": None, "integrations": "modelboard/integrations"}  # own packages
     for folder, package in (("core", "modelboard/core"), ("tui", "modelboard/tui")):
         for path in (ROOT / folder).rglob("*"):
             relative = path.relative_to(ROOT / folder)
-            if (path.is_file() and "__pycache__" not in relative.parts
-                    and relative.parts[0] != "_toplevel"):
+            if not path.is_file() or "__pycache__" in relative.parts:
+                continue
+            if relative.parts[0] in mapped:
+                target = mapped[relative.parts[0]]
+                if target is not None:
+                    names.add(f"{target}/{Path(*relative.parts[1:]).as_posix()}")
+            else:
                 names.add(f"{package}/{relative.as_posix()}")
     return names
 
