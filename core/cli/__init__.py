@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConflictError, LockedError, ModelboardError, NotFoundError
+from .completion import cmd_completion
 from .files import cmd_apply, cmd_migrate, cmd_validate
 from .fleet import cmd_fleet
 from .launch import cmd_serve, cmd_tui
@@ -57,6 +58,7 @@ COMMANDS: dict[str | None, Handler] = {
     "migrate": cmd_migrate,
     "fleet": cmd_fleet,
     "serve": cmd_serve,
+    "completion": cmd_completion,
 }
 
 

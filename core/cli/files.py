@@ -12,7 +12,7 @@ from ..rules import Operation
 from ..text import escape
 from .fleet import wait_if_asked
 from .output import REMOTE_SCHEMES, change_line, shown
-from .session import EXIT_OK, EXIT_REFUSED, Session
+from .session import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Session
 
 __all__ = ["cmd_apply", "cmd_migrate", "cmd_validate"]
 
@@ -77,15 +77,19 @@ def cmd_apply(session: Session) -> int:
 
 def cmd_validate(session: Session) -> int:
     targets = session.args.files or [session.location]
+    if targets.count("-") > 1:
+        session.terminal.error("validate: '-' (stdin) can be given once")
+        return EXIT_USAGE
     failed = 0
     for target in targets:
-        problems, count = _problems_in(target, session)
+        name = (session.args.stdin_name or "<stdin>") if target == "-" else target
+        problems, count = _problems_in(target, session, name=name)
         for problem in problems:
             session.terminal.line(escape(problem))
         if problems:
             failed += 1
         else:
-            session.terminal.line(f"{escape(shown(target))}: valid, {count} "
+            session.terminal.line(f"{escape(shown(name))}: valid, {count} "
                                   f"selection{'s' if count != 1 else ''}")
     if failed:
         session.terminal.flush()
@@ -95,8 +99,14 @@ def cmd_validate(session: Session) -> int:
     return EXIT_OK
 
 
-def _problems_in(target: str, session: Session) -> tuple[list[str], int]:
-    """Every problem in ``target`` as ``FILE:LINE:COL: reason``, and how many selections."""
+def _problems_in(target: str, session: Session, *, name: str) -> tuple[list[str], int]:
+    """Every problem in ``target`` as ``NAME:LINE:COL: reason``, and how many selections.
+
+    ``target`` ``-`` is stdin; ``name`` is what problems are reported against (the file
+    a git hook piped from the index, not a temporary copy).
+    """
+    if target == "-":
+        return _problems_in_bytes(sys.stdin.buffer.read(), session, name=name)
     if target.startswith(REMOTE_SCHEMES):
         store = session.open(read_only=True, location=target)
         try:
@@ -111,6 +121,11 @@ def _problems_in(target: str, session: Session) -> tuple[list[str], int]:
         return [f"{target}: is a folder, not a file"], 0
     except OSError as exc:
         return [f"{target}: cannot read: {exc.strerror}"], 0
+    return _problems_in_bytes(data, session, name=name)
+
+
+def _problems_in_bytes(data: bytes, session: Session, *, name: str) -> tuple[list[str], int]:
+    target = name
     errors: list[ConfigurationError] = []
     positions: dict[str, tuple[int, int]] = {}
     try:

@@ -75,7 +75,13 @@ class Terminal:
 
 
 def _wants_colour(stream: TextIO) -> bool:
-    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+    """Colour on a terminal; never with a non-empty ``NO_COLOR`` (no-color.org), always
+    with a non-empty ``FORCE_COLOR`` (force-color.org), in that order, as CPython does."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

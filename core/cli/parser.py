@@ -133,9 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_wait_option(sub)
 
     sub = command("validate", "check selections files, strict about the catalog",
-                  "Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.")
+                  """\
+                  Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.
+                  '-' reads stdin, reported as --stdin-name: in a git hook,
+                    git show :config/model_selections.json |
+                      modelboard validate --stdin-name config/model_selections.json -""")
     sub.add_argument("files", metavar="FILE", nargs="*",
-                     help="files to check (default: the selections file)")
+                     help="files to check, '-' for stdin (default: the selections file)")
+    sub.add_argument("--stdin-name", metavar="NAME",
+                     help="the file name to report for '-' (default: <stdin>)")
 
     sub = command("history", "who changed what and when, newest first")
     sub.add_argument("provider", nargs="?")
@@ -166,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     command("tui", "open the editor (the default without a command)")
+
+    sub = command("completion", "print a completion script for bash, zsh or fish",
+                  """\
+                  bash:  modelboard completion bash > ~/.bash_completion.d/modelboard
+                  zsh:   modelboard completion zsh > "${fpath[1]}/_modelboard"
+                  fish:  modelboard completion fish > ~/.config/fish/completions/modelboard.fish
+
+                  The script is static: completing never starts modelboard.""")
+    sub.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
 
     sub = command("serve", "the editor in a web browser (no authentication: see below)",
                   """\

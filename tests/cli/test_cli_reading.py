@@ -168,6 +168,23 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(modelboard: Modelboar
     assert piped.code == 0 and "\x1b" not in piped.out
 
 
+def test_no_color_needs_a_value_and_force_color_colours_a_pipe(modelboard: Modelboard) -> None:
+    """no-color.org: only a non-empty NO_COLOR disables; force-color.org likewise enables."""
+    modelboard.write({"openai": selection("gpt-4o")})
+
+    empty_no_color = run_on_a_terminal(modelboard, "list", env={"NO_COLOR": ""})
+    forced_pipe = modelboard("list", env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+    empty_force = modelboard("list", env={"NO_COLOR": "", "FORCE_COLOR": ""})
+    both = modelboard("list", env={"NO_COLOR": "1", "FORCE_COLOR": "1"})
+    forced_error = modelboard("get", "anthropic", env={"NO_COLOR": "", "FORCE_COLOR": "1"})
+
+    assert "\x1b[1mPROVIDER" in empty_no_color
+    assert forced_pipe.code == 0 and "\x1b[1mPROVIDER" in forced_pipe.out
+    assert "\x1b" not in empty_force.out
+    assert "\x1b" not in both.out
+    assert "\x1b[31m" in forced_error.err
+
+
 def test_history_newest_first_filtered_and_limited(modelboard: Modelboard) -> None:
     store = open_store(modelboard.file, actor="alice@ops")
     store.set_model_selection("openai", "gpt-4o")
