@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from itertools import pairwise
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -44,7 +45,10 @@ __all__ = [
     "HistoryScreen",
     "LockDialog",
     "LockRequest",
+    "ModelMatch",
     "ModelPicker",
+    "highlighted",
+    "match_model",
     "rank_models",
 ]
 
@@ -57,41 +61,124 @@ def _steady(app_input: Input) -> None:
     app_input.cursor_blink = bool(getattr(app_input.app, "cursor_blink", True))
 
 
+class TypeaheadInput(Input):
+    """An Input that handles every key in the order the keys arrived.
+
+    Textual's Input inserts a printable key as it receives it, but its key bindings
+    (ctrl+u, backspace, enter …) run only after the key has bubbled up to the app, so
+    keys typed ahead (a script's ``ctrl+u o 3 enter``, a busy screen) run out of order:
+    ``o3`` typed, then erased by the ctrl+u sent before it, then an empty enter.
+    Running this field's own bindings here, as each key arrives, keeps them in order.
+    """
+
+    async def on_key(self, event: events.Key) -> None:
+        for binding in self.BINDINGS:
+            keys = binding.key if isinstance(binding, Binding) else binding[0]
+            if event.key in keys.split(","):
+                event.stop()
+                event.prevent_default()
+                action = binding.action if isinstance(binding, Binding) else binding[1]
+                await self.run_action(action)
+                return
+
+
 # -- choosing a model ------------------------------------------------------------------------
-def rank_models(models: Sequence[str], query: str) -> list[str]:
-    """``models`` that match ``query``, best first: exact, prefix, word prefix, substring,
-    then letters in order (so ``g4o`` finds ``gpt-4o``). Catalog order breaks ties."""
-    needle = query.strip().casefold()
+@dataclass(frozen=True, slots=True, order=True)
+class ModelMatch:
+    """How well a model name matches what was typed; smaller sorts first.
+
+    ``tier``: 0 the exact name, 1 a prefix, 2 a word's prefix (``sonnet`` in
+    ``claude-sonnet-4-5``), 3 the letters in order (``g4o`` in ``gpt-4o``). Within tier 3,
+    the fewest gaps between matched letters, then the shortest gaps, then the fewest
+    letters left over. Catalog order last, in every tier (the catalog lists newest first).
+    ``letters`` are the matched positions, the ones the picker highlights.
+    """
+
+    tier: int
+    gaps: int
+    gap_cells: int
+    left_over: int
+    position: int
+    model: str
+    letters: tuple[int, ...]
+
+
+def match_model(model: str, query: str, position: int = 0) -> ModelMatch | None:
+    """``model`` matched against ``query`` (case-insensitive), or None if it does not match."""
+    match = _match(model.casefold(), query.strip().casefold(), position, model)
+    if match is not None and len(model.casefold()) != len(model):
+        # Case folding changed the length (ß -> ss): the positions would mark wrong letters.
+        return ModelMatch(match.tier, match.gaps, match.gap_cells, match.left_over,
+                          position, model, ())
+    return match
+
+
+def _match(name: str, needle: str, position: int, model: str) -> ModelMatch | None:
     if not needle:
-        return list(models)
-    ranked: list[tuple[int, int, str]] = []
-    for position, model in enumerate(models):
-        name = model.casefold()
-        if name == needle:
-            rank = 0
-        elif name.startswith(needle):
-            rank = 1
-        elif any(part.startswith(needle) for part in _words(name)):
-            rank = 2
-        elif needle in name:
-            rank = 3
-        elif _in_order(needle, name):
-            rank = 4
-        else:
-            continue
-        ranked.append((rank, position, model))
-    return [model for _, _, model in sorted(ranked)]
+        return ModelMatch(0, 0, 0, 0, position, model, ())
+    left_over = len(name) - len(needle)
+    if name == needle:
+        return ModelMatch(0, 0, 0, 0, position, model, tuple(range(len(needle))))
+    if name.startswith(needle):
+        return ModelMatch(1, 0, 0, 0, position, model, tuple(range(len(needle))))
+    for start in _word_starts(name):
+        if name.startswith(needle, start):
+            return ModelMatch(2, 0, 0, 0, position, model,
+                              tuple(range(start, start + len(needle))))
+    letters = _closest_letters(needle, name)
+    if letters is None:
+        return None
+    gaps = sum(1 for a, b in pairwise(letters) if b != a + 1)
+    return ModelMatch(3, gaps, letters[-1] - letters[0] + 1 - len(letters), left_over,
+                      position, model, letters)
 
 
-def _words(name: str) -> list[str]:
-    for separator in "-./:_":
-        name = name.replace(separator, " ")
-    return name.split()[1:]
+def rank_models(models: Sequence[str], query: str) -> list[ModelMatch]:
+    """``models`` that match ``query``, best first (see :class:`ModelMatch`)."""
+    ranked = (match_model(model, query, n) for n, model in enumerate(models))
+    if not query.strip():
+        return [match for match in ranked if match is not None]
+    return sorted(match for match in ranked if match is not None)
 
 
-def _in_order(needle: str, name: str) -> bool:
-    letters = iter(name)
-    return all(char in letters for char in needle)
+def _word_starts(name: str) -> list[int]:
+    return [n for n in range(1, len(name)) if name[n - 1] in "-./:_ " and name[n] not in "-./:_ "]
+
+
+def _closest_letters(needle: str, name: str) -> tuple[int, ...] | None:
+    """Positions of ``needle``'s letters in ``name``, in order, with the fewest gaps and then
+    the shortest ones (earliest on a tie); None if they are not all there in order."""
+    # best[j]: (gaps, gap cells, positions) of the best placement of the letters so far
+    # whose last letter is at j.
+    best: dict[int, tuple[int, int, tuple[int, ...]]] = {
+        j: (0, 0, (j,)) for j, char in enumerate(name) if char == needle[0]}
+    for char in needle[1:]:
+        step: dict[int, tuple[int, int, tuple[int, ...]]] = {}
+        for j, here in enumerate(name):
+            if here != char:
+                continue
+            options = [(gaps + (k != j - 1), cells + (j - k - 1), (*letters, j))
+                       for k, (gaps, cells, letters) in best.items() if k < j]
+            if options:
+                step[j] = min(options)
+        if not step:
+            return None
+        best = step
+    return min(best.values())[2] if best else None
+
+
+def highlighted(match: ModelMatch, style: str = "bold underline") -> Text:
+    """The model name as text with its matched letters styled.
+
+    Not Textual's ``Matcher.highlight``: it parses the name as markup (names come from
+    files anyone may edit) and marks the letters of its own best match, which may not
+    be the ones this ranking matched on.
+    """
+    text = safe_text(match.model)
+    if text.plain == match.model:  # nothing was cleaned away: positions are the name's
+        for letter in match.letters:
+            text.stylize(style, letter, letter + 1)
+    return text
 
 
 class CatalogValidator(Validator):
@@ -126,8 +213,10 @@ class ModelPicker(ModalScreen[str | None]):
 
     def __init__(self, *, title: str, models: Sequence[str], any_model: bool,
                  check: Callable[[str], None], current: str | None = None,
-                 initial: str = "") -> None:
+                 initial: str = "", error: str | None = None) -> None:
         super().__init__()
+        self._error = error
+        self._shown_query: str | None = None
         self._title = title
         self._models = tuple(models)
         self._any_model = any_model
@@ -138,7 +227,7 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="picker"):
             yield Static(safe_text(self._title), id="dialog-title")
-            yield Input(value=self._initial, id="model-filter",
+            yield TypeaheadInput(value=self._initial, id="model-filter",
                         placeholder="type a model name" if self._any_model else "type to filter",
                         validators=[CatalogValidator(self._check)], validate_on=["submitted"],
                         select_on_focus=False)
@@ -152,22 +241,38 @@ class ModelPicker(ModalScreen[str | None]):
     def on_mount(self) -> None:
         model_filter = self.query_one("#model-filter", Input)
         _steady(model_filter)
-        model_filter.focus()
+        # At once (not focus(), which waits a tick): the next key is for this field.
+        self.set_focus(model_filter)
         self._show_matches(self._initial, prefer=self._current if not self._initial else None)
+        if self._error:
+            self.query_one("#picker-error", Static).update(safe_text(self._error))
 
     @on(Input.Changed, "#model-filter")
     def _typed(self, event: Input.Changed) -> None:
         self.query_one("#picker-error", Static).update("")
-        self._show_matches(event.value)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Show the matches of what the field holds now, unless they are shown already.
+
+        The list follows the field, and nothing else: a key that moves the highlight or
+        picks may be handled before the field's Changed message, and must see the list
+        of the text typed so far, not an older one (nor have its highlight reset later).
+        """
+        typed = self.query_one("#model-filter", Input).value
+        if typed != self._shown_query:
+            self._show_matches(typed)
 
     def _show_matches(self, query: str, prefer: str | None = None) -> None:
         options: list[Option] = []
         typed = query.strip()
-        matches = rank_models(self._models, typed)
+        self._shown_query = query
+        ranked = rank_models(self._models, typed)
+        matches = [match.model for match in ranked]
         if self._any_model and typed and typed not in self._models:
             options.append(Option(Text.assemble("use ", (clean(typed), "bold"), " as typed"),
                                   id=_FREE_TEXT))
-        options += [Option(safe_text(model), id=_LISTED + model) for model in matches]
+        options += [Option(highlighted(match), id=_LISTED + match.model) for match in ranked]
         option_list = self.query_one("#model-options", OptionList)
         option_list.set_options(options)
         if not options:
@@ -181,6 +286,7 @@ class ModelPicker(ModalScreen[str | None]):
         option_list.highlighted = index
 
     def _picked(self) -> str:
+        self._catch_up()
         option = self.query_one("#model-options", OptionList).highlighted_option
         typed = self.query_one("#model-filter", Input).value.strip()
         if option is None or option.id is None or option.id == _FREE_TEXT:
@@ -188,6 +294,7 @@ class ModelPicker(ModalScreen[str | None]):
         return option.id.removeprefix(_LISTED)
 
     def action_move(self, step: int) -> None:
+        self._catch_up()
         option_list = self.query_one("#model-options", OptionList)
         if not option_list.option_count:
             return
@@ -284,7 +391,7 @@ class LockDialog(ModalScreen[LockRequest | None]):
             yield Static(Text.assemble("Lock ", (clean(self._provider), "bold"), " on ",
                                        (clean(self._model), "bold"), "?"), id="dialog-title")
             yield Label("Reason (optional, shown to whoever tries to change it)")
-            yield Input(id="lock-reason", placeholder="e.g. pinned for the eval run",
+            yield TypeaheadInput(id="lock-reason", placeholder="e.g. pinned for the eval run",
                         max_length=500)
             with Horizontal(classes="buttons"):
                 yield Button("Lock", variant="warning", id="confirm")
@@ -438,8 +545,9 @@ class ConflictScreen(ModalScreen[ConflictChoice | None]):
     def on_mount(self) -> None:
         # Enter presses the focused button: it must be one that writes nothing, so an
         # enter typed ahead (or out of habit) never overwrites their change.
-        self.query_one("#edit-again" if self._can_edit_again else "#keep-theirs",
-                       Button).focus()
+        found = self.query("#edit-again" if self._can_edit_again else "#keep-theirs")
+        if found:  # not when a key typed ahead has already closed this screen
+            self.set_focus(found.first())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "choose" and parameters == ("edit-again",):
