@@ -35,6 +35,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.widgets import Footer, Input, Static
 
 from modelboard.core import (
@@ -49,6 +50,7 @@ from modelboard.core import (
     SelectionStore,
 )
 from modelboard.core.errors import describe_lock
+from modelboard.core.filebackend import FileBackend
 from modelboard.core.fleet import Fleet, Reader, Waited
 
 from .dialogs import (
@@ -73,7 +75,11 @@ __all__ = ["MainScreen", "PendingChange"]
 WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "bulk", "explain"})
 #: Actions that wait while the file on disk cannot be loaded.
 WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "unlock", "remove", "bulk"})
+#: Actions that open a dialog from the table (priority keys: see BINDINGS).
+OPENS_A_DIALOG = frozenset({"edit", "lock", "unlock", "remove", "bulk", "history"})
 AGE_REFRESH_SECONDS = 15.0
+#: Changes from elsewhere arriving this close together make one note.
+ANNOUNCE_SECONDS = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,23 +187,28 @@ class MainScreen(Screen[None]):
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {MainCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "edit", "Edit", id="edit",
+        # The keys that open a dialog are priority bindings: the dialog is up, with the
+        # focus in it, before the next key is dispatched, so keys typed ahead (a script,
+        # a fast typist, a busy screen) land in the dialog instead of being lost.
+        Binding("e", "edit", "Edit", id="edit", priority=True,
                 tooltip="Choose the highlighted provider's model"),
+        Binding("enter", "edit", "Edit", id="edit.enter", priority=True, show=False,
+                tooltip="Same as e (or click the highlighted row)"),
         Binding("e", "explain('edit')", "Why not", show=False, system=True, id="edit.why"),
-        Binding("l", "lock", "Lock", id="lock",
+        Binding("l", "lock", "Lock", id="lock", priority=True,
                 tooltip="Lock the selection, with an optional reason"),
-        Binding("l", "unlock", "Unlock", id="unlock",
+        Binding("l", "unlock", "Unlock", id="unlock", priority=True,
                 tooltip="Unlock the selection; asks first"),
         Binding("l", "explain('lock')", "Why not", show=False, system=True, id="lock.why"),
-        Binding("d", "remove", "Remove", id="remove",
+        Binding("d", "remove", "Remove", id="remove", priority=True,
                 tooltip="Remove the selection; asks first"),
         Binding("d", "explain('remove')", "Why not", show=False, system=True, id="remove.why"),
         Binding("space", "mark", "Mark", id="mark", key_display="spc",
                 tooltip="Mark or unmark the row for a bulk change"),
-        Binding("b", "bulk", "Bulk", id="bulk",
+        Binding("b", "bulk", "Bulk", id="bulk", priority=True,
                 tooltip="Set one model on every marked row, after a review"),
         Binding("b", "explain('bulk')", "Why not", show=False, system=True, id="bulk.why"),
-        Binding("h", "history", "History", id="history",
+        Binding("h", "history", "History", id="history", priority=True,
                 tooltip="Past changes; restore an older model"),
         Binding("slash", "filter", "Filter", id="filter", key_display="/",
                 tooltip="Narrow the rows; enter keeps, escape clears"),
@@ -261,6 +272,8 @@ class MainScreen(Screen[None]):
         self._lines: dict[str, Text] = {}
         self._fleet = Fleet(store)
         self._fleet_badge: tuple[str, bool] | None = None
+        self._unannounced: list[ProviderChange] = []
+        self._announce_timer_set = False
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -274,6 +287,11 @@ class MainScreen(Screen[None]):
         yield SelectionTable(clock=self.clock, id="selections")
         yield Static(id="detail")
         yield Footer(compact=True)
+
+    @property
+    def store_word(self) -> str:
+        """What the selections live in, as the operator would say it."""
+        return "the file" if isinstance(self.store.backend, FileBackend) else "the store"
 
     @property
     def table(self) -> SelectionTable:
@@ -320,7 +338,8 @@ class MainScreen(Screen[None]):
         elif self.query_one("#banner", Static).display:
             error_state_changed = True
             self._show_load_error(None)
-            self.notify("The file is readable again; changes are allowed.", markup=False)
+            self.notify(f"{self.store_word.capitalize()} is readable again; changes are "
+                        "allowed.", markup=False)
         providers = [change.provider for change in event.changes]
         if providers:
             self.table.apply(event.new, providers)
@@ -336,16 +355,28 @@ class MainScreen(Screen[None]):
             self.refresh_bindings()
 
     def _announce(self, changes: tuple[ProviderChange, ...]) -> None:
+        """Say what others changed: gathered for a moment, so a storm of changes makes
+        one note, not one per write."""
         if not changes:
             return
+        self._unannounced.extend(changes)
+        if not self._announce_timer_set:
+            self._announce_timer_set = True
+            self.set_timer(ANNOUNCE_SECONDS, self._announce_gathered, name="announce")
+
+    def _announce_gathered(self) -> None:
+        self._announce_timer_set = False
+        changes, self._unannounced = self._unannounced, []
+        title = "Changed on disk" if self.store_word == "the file" else "Changed in the store"
         if len(changes) <= 3:
             for change in changes:
-                self.notify(clean(change.describe()), title="Changed on disk", markup=False)
+                self.notify(clean(change.describe()), title=title, markup=False)
             return
+        providers = {c.provider for c in changes}
         actors = sorted({clean(c.actor) for c in changes if c.actor})
         by = f" by {', '.join(actors)}" if actors else ""
-        self.notify(f"{len(changes)} providers changed{by}", title="Changed on disk",
-                    markup=False)
+        self.notify(f"{len(changes)} changes to {len(providers)} provider"
+                    f"{'s' if len(providers) != 1 else ''}{by}", title=title, markup=False)
 
     def _show_load_error(self, error: ConfigurationError | None) -> None:
         banner = self.query_one("#banner", Static)
@@ -356,7 +387,8 @@ class MainScreen(Screen[None]):
         banner.update(Text.assemble(
             ("⚠ cannot read ", "bold"), (clean(error.path or self.store.location), "bold"),
             "\n", clean(where + error.reason), "\n",
-            "Showing the last good state; changes wait until the file is fixed."))
+            f"Showing the last good state; changes wait until {self.store_word} is "
+            + ("fixed." if self.store_word == "the file" else "back.")))
         banner.display = True
 
     def _refresh_ages(self) -> None:
@@ -444,6 +476,8 @@ class MainScreen(Screen[None]):
             return self.check_action(what, ()) is None
         if action == "clear_filter":
             return bool(self.table.filter_text)
+        if action in OPENS_A_DIALOG and self.focused is not self.table:
+            return False  # a key typed in the filter line is a letter of the filter
         if action in WAIT_FOR_GOOD_FILE and self.store.load_error is not None:
             return None
         if action not in ("edit", "lock", "unlock", "remove", "mark", "bulk", "history"):
@@ -489,18 +523,19 @@ class MainScreen(Screen[None]):
     def available_commands(self) -> list[tuple[str, str, str]]:
         """(action, title, help) for the palette: what can be done right now, nothing else."""
         commands = []
+        seen: set[str] = set()
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            if binding.system or not binding.description:
+            if binding.system or not binding.description or binding.action in seen:
                 continue
+            seen.add(binding.action)
             action, _, _ = binding.action.partition("(")
             if self.check_action(action, ()) is True:
                 commands.append((binding.action, binding.description, binding.tooltip))
         return commands
 
     def help_keys(self) -> list[tuple[str, str, str]]:
-        keys = [("enter", "Edit", "Same as e (or click the highlighted row)")] \
-            if not self.read_only else []
+        keys: list[tuple[str, str, str]] = []
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             action = binding.action.partition("(")[0]
@@ -526,7 +561,7 @@ class MainScreen(Screen[None]):
             return  # a dialog is already open (a fast second click)
         available = self.check_action("edit", ())
         if available:
-            self.action_edit()
+            await self.action_edit()
         elif available is None:
             self.action_explain("edit")
 
@@ -537,13 +572,13 @@ class MainScreen(Screen[None]):
             self.table.set_sort(column)
             self._update_status()
 
-    def action_edit(self, initial: str = "", expect: Any = UNSET) -> None:
+    async def action_edit(self) -> None:
         provider = self.table.highlighted_provider
         if provider is not None:
-            self.open_editor(provider, initial=initial, expect=expect)
+            await self.open_editor(provider)
 
     def open_editor(self, provider: str, *, initial: str = "",
-                    expect: Any = UNSET) -> None:
+                    expect: Any = UNSET, error: str | None = None) -> AwaitMount:
         """The model picker for ``provider``; saving expects the model shown when it opened."""
         current = self.store.get_model_selection(provider)
         current_model = current.model_name if current else None
@@ -557,16 +592,16 @@ class MainScreen(Screen[None]):
             if model is not None:
                 self.save(PendingChange("set", provider, model, expect=expect))
 
-        self.app.push_screen(ModelPicker(
+        return self.app.push_screen(ModelPicker(
             title=title, models=spec.models if spec else (),
             any_model=bool(spec and spec.any_model),
             check=partial(catalog.validate, provider), current=current_model,
-            initial=initial), chosen)
+            initial=initial, error=error), chosen)
 
-    def action_unlock(self) -> None:
-        self.action_lock()  # the same dialog flow: it unlocks a locked row
+    async def action_unlock(self) -> None:
+        await self.action_lock()  # the same dialog flow: it unlocks a locked row
 
-    def action_lock(self) -> None:
+    async def action_lock(self) -> None:
         provider = self.table.highlighted_provider
         selection = self.store.get_model_selection(provider) if provider else None
         if provider is None or selection is None:
@@ -576,7 +611,7 @@ class MainScreen(Screen[None]):
                 if confirmed:
                     self.save(PendingChange("unlock", provider))
             by = f" (locked by {clean(selection.updated_by)})" if selection.updated_by else ""
-            self.app.push_screen(ConfirmDialog(
+            await self.app.push_screen(ConfirmDialog(
                 Text.assemble("Unlock ", (clean(provider), "bold"), by, "?"),
                 confirm_label="Unlock"), unlock)
             return
@@ -584,9 +619,9 @@ class MainScreen(Screen[None]):
         def lock(request: LockRequest | None) -> None:
             if request is not None:
                 self.save(PendingChange("lock", provider, reason=request.reason))
-        self.app.push_screen(LockDialog(provider, selection.model_name), lock)
+        await self.app.push_screen(LockDialog(provider, selection.model_name), lock)
 
-    def action_remove(self) -> None:
+    async def action_remove(self) -> None:
         provider = self.table.highlighted_provider
         selection = self.store.get_model_selection(provider) if provider else None
         if provider is None or selection is None:
@@ -596,7 +631,7 @@ class MainScreen(Screen[None]):
         def remove(confirmed: bool | None) -> None:
             if confirmed:
                 self.save(PendingChange("remove", provider, expect=expect))
-        self.app.push_screen(ConfirmDialog(
+        await self.app.push_screen(ConfirmDialog(
             Text.assemble("Remove ", (clean(provider), "bold"), "'s selection (",
                           (clean(expect), "bold"), ")? The proxy will have no model for it."),
             confirm_label="Remove"), remove)
@@ -612,7 +647,7 @@ class MainScreen(Screen[None]):
         self._update_status()
         self.refresh_bindings()
 
-    def action_bulk(self, initial: str = "") -> None:
+    async def action_bulk(self) -> None:
         marked = self.table.marked
         if not marked:
             return
@@ -632,9 +667,9 @@ class MainScreen(Screen[None]):
         def chosen(model: str | None) -> None:
             if model is not None:
                 self.review_bulk(marked, model)
-        self.app.push_screen(ModelPicker(
+        await self.app.push_screen(ModelPicker(
             title=f"Set one model on {len(marked)} marked providers", models=common,
-            any_model=any_model, check=check, initial=initial), chosen)
+            any_model=any_model, check=check), chosen)
 
     def review_bulk(self, providers: list[str], model: str) -> None:
         """Show old -> new for each provider; apply writes them all or none."""
@@ -658,7 +693,7 @@ class MainScreen(Screen[None]):
                 self.save(PendingChange("bulk", bulk=bulk))
         self.app.push_screen(BulkReview(rows), decided)
 
-    def action_history(self) -> None:
+    async def action_history(self) -> None:
         provider = self.table.highlighted_provider
         if provider is None:
             return
@@ -669,7 +704,7 @@ class MainScreen(Screen[None]):
         def restore(model: str | None) -> None:
             if model is not None:
                 self.save(PendingChange("set", provider, model, expect=expect))
-        self.app.push_screen(HistoryScreen(
+        await self.app.push_screen(HistoryScreen(
             provider, load=partial(self.store.history, provider, limit=500), now=self.clock,
             can_restore=can_restore), restore)
 

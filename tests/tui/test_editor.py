@@ -12,6 +12,7 @@ import pytest
 from tui_helpers import (
     FIXTURES,
     NOW,
+    footer_text,
     screen_text,
     stored,
     wait_for,
@@ -28,7 +29,6 @@ from modelboard.tui.dialogs import (
     HelpScreen,
     HistoryScreen,
     ModelPicker,
-    rank_models,
 )
 from modelboard.tui.table import SelectionTable
 
@@ -149,12 +149,12 @@ async def test_locked_row_disables_edit_and_remove_and_says_why(
         assert main.check_action("remove", ()) is None
         assert main.check_action("lock", ()) is False  # on a locked row, l is Unlock
         assert main.check_action("unlock", ()) is True  # unlocking stays possible
-        footer = screen_text(app).splitlines()[-1]
+        footer = await footer_text(pilot, app)
         assert "e Edit" in footer and "d Remove" in footer
         assert "l Unlock" in footer and "l Lock" not in footer
         put_cursor_on(app, "openai")
         await pilot.pause()
-        footer = screen_text(app).splitlines()[-1]
+        footer = await footer_text(pilot, app)
         assert "l Lock" in footer and "l Unlock" not in footer
         assert main.check_action("unlock", ()) is False
         put_cursor_on(app, "anthropic")
@@ -490,11 +490,10 @@ async def test_read_only_shows_and_reaches_no_write_action_and_writes_nothing(
     app = open_app(seeded_file, read_only=True, read_only_reason="opened with --read-only")
     async with app.run_test(size=(80, 24)) as pilot:
         put_cursor_on(app, "openai")
-        await pilot.pause()
+        footer = await footer_text(pilot, app)
         text = screen_text(app)
         assert "READ-ONLY" in text.splitlines()[0]
         assert "READ-ONLY: opened with --read-only" in text
-        footer = text.splitlines()[-1]
         for word in ("Edit", "Lock", "Remove", "Mark", "Bulk"):
             assert word not in footer
         assert "History" in footer and "Filter" in footer
@@ -543,7 +542,7 @@ async def test_markup_shows_literally_and_control_characters_never_reach_the_ter
     app = open_app(data_file)
     async with app.run_test(size=(120, 24), notifications=True) as pilot:
         put_cursor_on(app, "openai")
-        await pilot.pause()
+        await footer_text(pilot, app)
         detail = screen_text(app).splitlines()[-2]
         assert "see [bold]runbook[/bold]" in detail
         await pilot.press("e")
@@ -554,15 +553,6 @@ async def test_markup_shows_literally_and_control_characters_never_reach_the_ter
     assert "eve]0;pwned[2J@x" in text
     for char in ("\u001b", "\u0007", "\u202e", "\r"):
         assert char not in svg
-
-
-def test_rank_models_orders_exact_prefix_word_substring_then_letters() -> None:
-    models = ["gpt-4o-mini", "o3-mini", "gpt-4o", "chatgpt-4o-latest", "o3", "gpt-4.1"]
-    assert rank_models(models, "o3") == ["o3", "o3-mini"]
-    assert rank_models(models, "gpt-4o") == ["gpt-4o", "gpt-4o-mini", "chatgpt-4o-latest"]
-    assert rank_models(models, "mini") == ["gpt-4o-mini", "o3-mini"]
-    assert rank_models(models, "g41") == ["gpt-4.1"]
-    assert rank_models(models, "") == models
 
 
 def test_another_process_helper_really_writes(seeded_file: Path) -> None:

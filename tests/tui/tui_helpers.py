@@ -70,3 +70,11 @@ def write_from_another_process(path: Path, code: str) -> None:
 
 async def write_from_another_process_async(path: Path, code: str) -> None:
     await asyncio.to_thread(write_from_another_process, path, code)
+
+
+async def footer_text(pilot: Any, app: Any) -> str:
+    """The footer line, once Textual has drawn it (it is rebuilt after the bindings
+    change, a moment after the key that changed them)."""
+    await pilot.pause()
+    await wait_for(pilot, lambda: "Help" in screen_lines(app)[-1], what="the footer")
+    return screen_lines(app)[-1]
