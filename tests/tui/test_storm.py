@@ -16,7 +16,7 @@ from tui_helpers import wait_for
 from modelboard.tui import ModelboardApp
 from modelboard.tui.dialogs import ConflictScreen, ModelPicker
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ATTEMPTS = 50
 #: Full names: each is its own best match, so the highlight and the typed text agree.
@@ -91,7 +91,7 @@ async def test_every_save_under_a_storm_is_the_typed_model(
 
             def settled(before: int = before) -> bool:
                 if isinstance(app.screen, ConflictScreen):
-                    return True
+                    return bool(app.screen.query("#conflict-mine"))  # composed
                 return app.screen is app.main and not app.main.saving and \
                     len(my_saves(seeded_file)) > before
 
