@@ -86,7 +86,8 @@ def rollback(store: SelectionStore, number: int, *, reason: str | None, include_
              actor: str | None) -> Rollback:
     """Make the document equal to revision ``number`` in one write (see SelectionStore)."""
     target = store.document_at(number)
-    store.reload()
+    # Planned on what this store shows (what an operator confirmed), so a change made by
+    # someone else since is a conflict, as for any write.
     current = store.snapshot
     kept: list[str] = []
     why = f"rollback to {number}" + (f": {reason}" if reason else "")
