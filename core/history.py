@@ -184,7 +184,9 @@ class Revision:
         return all(e.provider != "*" and e.has_states for e in self.entries)
 
     def summary(self) -> str:
-        """What changed, on one line."""
+        """What changed, on one line: per provider, from its first state to its last."""
+        if self.complete:
+            return "; ".join(self._net_changes())
         parts = []
         for entry in self.entries:
             if entry.provider == "*":
@@ -202,6 +204,33 @@ class Revision:
             else:
                 parts.append(f"{entry.provider}: {entry.old} -> {entry.new}")
         return "; ".join(parts)
+
+    def _net_changes(self) -> list[str]:
+        first: dict[str, Mapping[str, Any] | None] = {}
+        last: dict[str, Mapping[str, Any] | None] = {}
+        for entry in self.entries:
+            first.setdefault(entry.provider, entry.before)
+            last[entry.provider] = entry.after
+        parts = []
+        for provider, before in first.items():
+            after = last[provider]
+            if before is None and after is None:
+                continue
+            if before is None:
+                assert after is not None
+                locked = "" if after.get("editable", True) else " (locked)"
+                parts.append(f"{provider}: set to {after.get('model_name')}{locked}")
+            elif after is None:
+                parts.append(f"{provider}: {before.get('model_name')} removed")
+            else:
+                model = (f"{before.get('model_name')} -> {after.get('model_name')}"
+                         if before.get("model_name") != after.get("model_name") else "")
+                lock = ""
+                if before.get("editable", True) != after.get("editable", True):
+                    lock = "unlocked" if after.get("editable", True) else "locked"
+                parts.append(f"{provider}: " + (", ".join(p for p in (model, lock) if p)
+                                                or "updated"))
+        return parts
 
 
 def group_revisions(entries: Iterable[HistoryEntry]) -> Iterator[Revision]:

@@ -36,6 +36,7 @@ from .session import (
     Session,
     configure_logging,
 )
+from .versions import cmd_audit, cmd_diff, cmd_log, cmd_rollback, cmd_show
 from .watch import cmd_watch
 from .writing import cmd_lock, cmd_remove, cmd_set, cmd_unlock
 
@@ -59,6 +60,11 @@ COMMANDS: dict[str | None, Handler] = {
     "fleet": cmd_fleet,
     "serve": cmd_serve,
     "completion": cmd_completion,
+    "log": cmd_log,
+    "show": cmd_show,
+    "diff": cmd_diff,
+    "rollback": cmd_rollback,
+    "audit": cmd_audit,
 }
 
 

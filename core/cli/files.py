@@ -68,7 +68,7 @@ def cmd_apply(session: Session) -> int:
         terminal.line(f"dry run: {count} would be applied{tail}; nothing was written")
         return EXIT_OK
     if changes:
-        with store.transaction() as tx:
+        with store.transaction(reason=args.reason) as tx:
             for provider in sorted(wanted):
                 tx.set_model_selection(provider, wanted[provider].model_name)
     terminal.line(f"applied {count} to {escape(store.location)}{tail}")

@@ -50,6 +50,10 @@ def _port(text: str) -> int:
     return value
 
 
+def _add_reason(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", metavar="TEXT", help="why: recorded in the history")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -107,19 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--expect", metavar="CURRENT",
                      help="refuse (exit 1) unless the current model is CURRENT "
                           "('' means: no model selected yet)")
+    _add_reason(sub)
     add_wait_option(sub)
 
     sub = command("lock", "lock a provider's selection so nobody changes it")
     sub.add_argument("provider")
-    sub.add_argument("--reason", metavar="TEXT", help="why it is locked, shown to others")
+    sub.add_argument("--reason", metavar="TEXT",
+                     help="why it is locked, shown to others and recorded in the history")
     add_wait_option(sub)
 
     sub = command("unlock", "unlock a provider's selection")
     sub.add_argument("provider")
+    _add_reason(sub)
     add_wait_option(sub)
 
     sub = command("remove", "remove a provider's selection")
     sub.add_argument("provider")
+    _add_reason(sub)
     add_wait_option(sub)
 
     sub = command("apply", "set several providers at once, all or nothing",
@@ -131,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true",
                      help="show what would change and check it, write nothing")
     add_wait_option(sub)
+    _add_reason(sub)
 
     sub = command("validate", "check selections files, strict about the catalog",
                   """\
@@ -147,6 +156,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("provider", nargs="?")
     sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
     sub.add_argument("--json", action="store_true", help="a JSON array of entries")
+
+    sub = command("log", "revisions, newest first: number, time, who, what changed, why")
+    sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
+    sub.add_argument("--provider", metavar="P", help="only revisions that changed P")
+    sub.add_argument("--json", action="store_true", help="a JSON array of revisions")
+
+    sub = command("show", "the whole document as of a revision (as the file held it)")
+    sub.add_argument("rev", metavar="REV", type=_positive)
+
+    sub = command("diff", "what changed between two revisions, provider by provider",
+                  "Without REV2, from REV to the current document.")
+    sub.add_argument("rev", metavar="REV", type=_positive)
+    sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?")
+    sub.add_argument("--json", action="store_true", help="a JSON array of changes")
+
+    sub = command("rollback", "make the document what it was at REV, in one recorded write",
+                  """\
+                  Recorded as a new revision "rollback to REV". Locked providers stay as
+                  they are and are named, unless --include-locked; a change made by
+                  someone else meanwhile is a conflict (exit 1), as for any write.""")
+    sub.add_argument("rev", metavar="REV", type=_positive)
+    _add_reason(sub)
+    sub.add_argument("--include-locked", action="store_true",
+                     help="roll locked providers back too (their locks included)")
+    sub.add_argument("--json", action="store_true", help="what was done, as JSON")
+
+    sub = command("audit", "check the history's hash chain",
+                  """\
+                  'audit verify' exits 0 and says how many revisions it checked, or exits 1
+                  naming the first broken link: the file, the line, what is wrong.""")
+    sub.add_argument("action", choices=["verify"])
+    sub.add_argument("--json", action="store_true", help="the outcome as JSON")
 
     sub = command("watch", "print one line per change until interrupted",
                   """\

@@ -18,7 +18,8 @@ def cmd_set(session: Session) -> int:
     before = store.get_model_selection(args.provider)
     expect = UNSET if args.expect is None else (args.expect or None)
     try:
-        after = store.set_model_selection(args.provider, args.model, expect=expect)
+        after = store.set_model_selection(args.provider, args.model, expect=expect,
+                                          reason=args.reason)
     except ConflictError as conflict:
         if expect is UNSET:
             raise
@@ -52,7 +53,7 @@ def cmd_unlock(session: Session) -> int:
     args = session.args
     store = session.open_for_writing()
     before = store.get_model_selection(args.provider)
-    after = store.unlock(args.provider)
+    after = store.unlock(args.provider, reason=args.reason)
     state = "already unlocked" if before == after else "unlocked"
     session.terminal.line(escape(f"{args.provider}: {after.model_name} {state}"))
     return wait_if_asked(session, store)
@@ -61,7 +62,7 @@ def cmd_unlock(session: Session) -> int:
 def cmd_remove(session: Session) -> int:
     args = session.args
     store = session.open_for_writing()
-    removed = store.remove_model_selection(args.provider)
+    removed = store.remove_model_selection(args.provider, reason=args.reason)
     if removed is None:
         raise NotFoundError(args.provider)
     session.terminal.line(escape(f"{args.provider}: {removed.model_name} removed"))
