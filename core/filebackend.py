@@ -102,6 +102,7 @@ class FileBackend:
         self._thread_lock = threading.Lock()
         self._file_locks: dict[Path, _WritersLock] = {}
         self.history_rotate_bytes = history_rotate_bytes
+        self._histories: dict[Path, HistoryFile] = {}
         self.history_keep_segments = history_keep_segments
 
     # -- paths ----------------------------------------------------------------------------
@@ -117,8 +118,15 @@ class FileBackend:
     @property
     def history(self) -> HistoryFile:
         """The history file (and its rotated segments) of the file written to."""
-        return HistoryFile(self.history_path, rotate_bytes=self.history_rotate_bytes,
-                           keep_segments=self.history_keep_segments)
+        return self._history_of(self.target)
+
+    def _history_of(self, target: Path) -> HistoryFile:
+        history = self._histories.get(target)
+        if history is None:
+            history = HistoryFile(_history_path_of(target), rotate_bytes=self.history_rotate_bytes,
+                                  keep_segments=self.history_keep_segments)
+            self._histories[target] = history
+        return history
 
     @property
     def backup_path(self) -> Path:
@@ -264,7 +272,7 @@ class FileBackend:
         append: Callable[[], Callable[[], None]] | None = None
         if result.history:
             file_revision = self._revision_now(data, current, base)
-            history = self.history
+            history = self._history_of(target)
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
                                    result.history[0].actor)
@@ -274,7 +282,12 @@ class FileBackend:
 
             def append() -> Callable[[], None]:
                 return history.append(entries, tail)
-        self._write_atomically(target, rendered, durable=True, before_rename=append)
+            try:
+                self._write_atomically(target, rendered, durable=True, before_rename=append)
+            finally:
+                tail.close()
+        else:
+            self._write_atomically(target, rendered, durable=True)
         self._quarantined = None
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)

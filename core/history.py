@@ -79,6 +79,7 @@ ROTATE_BYTES = 64 * 1024 * 1024
 KEEP_SEGMENTS = 8
 #: How much is read at a time when reading from the end.
 BLOCK_BYTES = 64 * 1024
+FIRST_BLOCK_BYTES = 4096
 GENESIS = "genesis:"
 NOT_APPLIED = "not-applied"
 EXTERNAL = "external"
@@ -331,6 +332,13 @@ class _Tail:
     number: int  # the last revision number used (0: none yet)
     revision: str | None  # the document revision the history ends at (None: no history)
     last: dict[str, Any] | None  # the last record
+    fd: int | None = None  # the history file, open for appending (None: not opened yet)
+    size: int = 0  # its length, when open
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
 
 
 class HistoryFile:
@@ -478,25 +486,34 @@ class HistoryFile:
         if fd is None:
             return self._tail_of_segments()
         try:
-            size = os.fstat(fd).st_size
-            end = _whole_length(fd, size)
-            if end < size:
-                log.warning("%s: cutting off an unfinished last line (%d bytes) left by a "
-                            "writer that was stopped", self.path, size - end)
-                os.ftruncate(fd, end)
-                os.fsync(fd)
-            for line in _backward(fd, end):
-                record = _parse(line)
-                if record is None:
-                    continue
-                if _seal_of(line) is None:  # an older line: the chain starts after the file
-                    return _Tail(GENESIS + _sha256(_read_all(fd, end)),
-                                 _number_of(record), _revision_after(record), record)
-                return _Tail(_seal_of(line)[1], _number_of(record),  # type: ignore[index]
-                             _revision_after(record), record)
-            return self._tail_of_segments(genesis_of=_read_all(fd, end))
-        finally:
+            tail = self._tail_of_open(fd)
+        except BaseException:
             os.close(fd)
+            raise
+        tail.fd = fd  # kept open: the append goes through it
+        return tail
+
+    def _tail_of_open(self, fd: int) -> _Tail:
+        size = os.fstat(fd).st_size
+        end = _whole_length(fd, size)
+        if end < size:
+            log.warning("%s: cutting off an unfinished last line (%d bytes) left by a "
+                        "writer that was stopped", self.path, size - end)
+            os.ftruncate(fd, end)
+            os.fsync(fd)
+        for line in _backward(fd, end):
+            record = _parse(line)
+            if record is None:
+                continue
+            sealed = _seal_of(line)
+            if sealed is None:  # an older line: the chain starts after the file
+                return _Tail(GENESIS + _sha256(_read_all(fd, end)), _number_of(record),
+                             _revision_after(record), record, size=end)
+            return _Tail(sealed[1], _number_of(record), _revision_after(record), record,
+                         size=end)
+        tail = self._tail_of_segments(genesis_of=_read_all(fd, end))
+        tail.size = end
+        return tail
 
     def _tail_of_segments(self, genesis_of: bytes = b"") -> _Tail:
         for _number, path in reversed(self.segments()):
@@ -538,19 +555,25 @@ class HistoryFile:
         except OSError as exc:
             raise ConfigurationError(f"cannot read the history: {exc.strerror}; nothing was "
                                      "changed", path=str(self.path)) from None
-        last = tail.last
-        records: list[dict[str, Any]] = []
-        if file_revision is not None and last is not None and tail.revision != file_revision:
-            now = datetime.now(UTC).replace(microsecond=0).isoformat()
-            if (last.get("action") != NOT_APPLIED and isinstance(last.get("rev"), int)
-                    and last.get("base_revision") == file_revision):
-                records.append({"action": NOT_APPLIED, "provider": "*", "rev": last["rev"],
-                                "revision": file_revision, "time": now, "actor": actor})
-            elif current is not None:
-                records.extend(self._external(tail, file_revision, document_of, current, now))
-        if records:
-            self._write_lines(records, tail)
-        self._rotate_if_due(tail)
+        try:
+            last = tail.last
+            records: list[dict[str, Any]] = []
+            if (file_revision is not None and last is not None
+                    and tail.revision != file_revision):
+                now = datetime.now(UTC).replace(microsecond=0).isoformat()
+                if (last.get("action") != NOT_APPLIED and isinstance(last.get("rev"), int)
+                        and last.get("base_revision") == file_revision):
+                    records.append({"action": NOT_APPLIED, "provider": "*", "rev": last["rev"],
+                                    "revision": file_revision, "time": now, "actor": actor})
+                elif current is not None:
+                    records.extend(self._external(tail, file_revision, document_of, current,
+                                                  now))
+            if records:
+                self._write_lines(records, tail)
+            self._rotate_if_due(tail)
+        except BaseException:
+            tail.close()
+            raise
         return tail
 
     def _external(self, tail: _Tail, file_revision: str,
@@ -594,22 +617,22 @@ class HistoryFile:
             prev = _seal_of(line)[1]  # type: ignore[index]
             lines.append(line + b"\n")
         data = b"".join(lines)
-        fd = self._open_active_for_writing(create=True)
-        assert fd is not None
+        if tail.fd is None:
+            tail.fd = self._open_active_for_writing(create=True)
+            assert tail.fd is not None
+            tail.size = os.fstat(tail.fd).st_size
+        fd, start = tail.fd, tail.size
         try:
-            start = os.fstat(fd).st_size
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            except OSError as exc:
-                _cut_back(fd, start, self.path)
-                reason = ("disk full or over the file-size limit"
-                          if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-                          else exc.strerror)
-                raise ConfigurationError(f"cannot append to the history: {reason}; nothing "
-                                         "was changed", path=str(self.path)) from None
-        finally:
-            os.close(fd)
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            _cut_back(fd, start, self.path)
+            reason = ("disk full or over the file-size limit"
+                      if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+                      else exc.strerror)
+            raise ConfigurationError(f"cannot append to the history: {reason}; nothing "
+                                     "was changed", path=str(self.path)) from None
+        tail.size = start + len(data)
         tail.prev = prev
         last = dict(records[-1])
         tail.last = last
@@ -617,24 +640,18 @@ class HistoryFile:
         tail.revision = _revision_after(last)
 
         def take_back() -> None:
-            with contextlib.suppress(OSError):
-                fd = self._open_active_for_writing(create=False)
-                if fd is not None:
-                    try:
-                        _cut_back(fd, start, self.path)
-                    finally:
-                        os.close(fd)
+            if tail.fd is not None:
+                _cut_back(tail.fd, start, self.path)
+                tail.size = start
         return take_back
 
     def _rotate_if_due(self, tail: _Tail) -> None:
-        try:
-            size = os.lstat(self.path).st_size
-        except FileNotFoundError:
-            self._compress_leftovers()  # a rotation stopped half-way: finish it
+        if tail.fd is None:
+            if not self.path.parent.is_dir():
+                return
+            self._compress_leftovers()  # no file: perhaps a rotation stopped half-way
             return
-        except OSError:
-            return
-        if size < self.rotate_bytes:
+        if tail.size < self.rotate_bytes:
             return
         segments = self.segments()
         number = segments[-1][0] + 1 if segments else 1
@@ -644,6 +661,7 @@ class HistoryFile:
         except OSError as exc:
             log.warning("%s: could not rotate the history: %s", self.path, exc.strerror)
             return
+        tail.close()  # the next append starts a new file
         self._compress_leftovers()
 
     def _compress_leftovers(self) -> None:
@@ -787,12 +805,17 @@ def _revision_after(record: Mapping[str, Any]) -> str | None:
 
 
 def _backward(fd: int, end: int) -> Iterator[bytes]:
-    """The whole lines of ``fd`` before ``end``, newest first, read a block at a time."""
+    """The whole lines of ``fd`` before ``end``, newest first, read a block at a time.
+
+    The first block is small (a writer wants the last line only), later ones grow.
+    """
     end = _whole_length(fd, end)
     position = end
     carry = b""
+    block = FIRST_BLOCK_BYTES
     while position > 0:
-        size = min(BLOCK_BYTES, position)
+        size = min(block, position)
+        block = min(block * 4, BLOCK_BYTES)
         position -= size
         chunk = os.pread(fd, size, position) + carry
         lines = chunk.split(b"\n")
@@ -807,8 +830,10 @@ def _backward(fd: int, end: int) -> Iterator[bytes]:
 def _whole_length(fd: int, size: int) -> int:
     """The length of ``fd`` up to and including its last newline."""
     position = size
+    block = FIRST_BLOCK_BYTES
     while position > 0:
-        step = min(BLOCK_BYTES, position)
+        step = min(block, position)
+        block = min(block * 4, BLOCK_BYTES)
         chunk = os.pread(fd, step, position - step)
         at = chunk.rfind(b"\n")
         if at >= 0:

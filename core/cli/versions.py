@@ -43,7 +43,7 @@ def cmd_log(session: Session) -> int:
     rows = [(str(r.number) if r.number is not None else "-", time_text(r.time), r.actor,
              r.summary() + (f" ({r.reason})" if r.reason else "")) for r in revisions]
     for line in table(terminal, ("REV", "TIME (UTC)", "BY", "CHANGE (REASON)"), rows,
-                      shrink=((2, 10), (3, 20))):
+                      shrink=((3, 30), (2, 10))):
         terminal.line(line)
     return EXIT_OK
 
