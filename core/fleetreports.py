@@ -405,7 +405,8 @@ class RedisReportSink:
         import redis
 
         try:
-            keys = sorted(self._client.scan_iter(match=self._prefix + "*", count=1000))
+            pattern = _glob_escape(self._prefix) + "*"
+            keys = sorted(self._client.scan_iter(match=pattern, count=1000))
             if not keys:
                 return []
             pipe = self._client.pipeline(transaction=False)
@@ -431,6 +432,11 @@ class RedisReportSink:
 
     def trusted_owner(self, owner: int | None, report: ReaderReport) -> bool:
         return True
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by SCAN's MATCH pattern (a prefix may hold ``*`` or ``[``)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def sink_for(backend: Backend) -> ReportSink | None:

@@ -79,3 +79,19 @@ def test_a_foreign_entry_under_the_prefix_is_unreadable(redis_url: str, redis_ke
     client.set(f"{redis_key}:reader:intruder", b'{"format": "something else"}', ex=60)
     (seen,) = Fleet(store).readers()
     assert (seen.status, seen.problem) == ("unreadable", "not a modelboard reader report")
+
+
+def test_a_prefix_with_glob_characters_sees_its_own_readers(redis_server: RedisServer,
+                                                            redis_key: str) -> None:
+    odd = redis_server.url(f"{redis_key}[x]")
+    neighbour = redis_server.url(f"{redis_key}x")  # what an unescaped [x] would match
+    open_store(odd).set_model_selection("openai", "gpt-4o")
+    open_store(neighbour).set_model_selection("openai", "gpt-4o")
+    ours = open_store(odd, watch=True, reader_name="ours")
+    theirs = open_store(neighbour, watch=True, reader_name="theirs")
+    try:
+        seen = wait_until(ours.readers, lambda rs: len(rs) >= 1)
+        assert [r.report.name for r in seen if r.report] == ["ours"]
+    finally:
+        ours.close()
+        theirs.close()
