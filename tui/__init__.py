@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from modelboard.core.extras import install_hint
 
 if TYPE_CHECKING:
+    from modelboard.core.preferences import Preferences
+
     from .app import ModelboardApp
 
 __all__ = ["ModelboardApp", "run_editor"]
@@ -21,7 +23,8 @@ _MISSING = "modelboard: the editor needs Textual: {hint}"
 
 
 def run_editor(location: str | None, *, catalog: str | None = None,
-               read_only: bool = False) -> int:
+               read_only: bool = False, actor: str | None = None,
+               preferences: Preferences | None = None) -> int:
     """Open the editor on ``location`` (a file path or URL; the default file when None).
 
     ``catalog`` is a catalog file; ``read_only`` shows everything and changes nothing.
@@ -37,7 +40,8 @@ def run_editor(location: str | None, *, catalog: str | None = None,
             raise
         print(_MISSING.format(hint=install_hint("tui")), file=sys.stderr)
         return 2
-    return run(location, catalog=catalog, read_only=read_only)
+    return run(location, catalog=catalog, read_only=read_only, actor=actor,
+               preferences=preferences)
 
 
 def __getattr__(name: str) -> Any:

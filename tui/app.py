@@ -15,7 +15,9 @@ from textual.screen import Screen
 
 from modelboard.core import ModelboardError, SelectionStore, open_store, resolve_location
 from modelboard.core.models import utc_now
+from modelboard.core.preferences import Preferences
 
+from .preferences import apply_preferences
 from .screen import MainScreen
 
 __all__ = ["ModelboardApp", "open_for_editing", "run_editor", "write_problem"]
@@ -38,12 +40,19 @@ class ModelboardApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit", show=False,
                 tooltip="Leave the editor (waits for a save in progress)"),
+        # j/k as in most terminal tools, for whatever table or list has the focus (a
+        # focused text field takes the letters as text first).
+        Binding("j", "move_cursor('down')", "Down", id="move.down", show=False,
+                tooltip="Move down in the table or list"),
+        Binding("k", "move_cursor('up')", "Up", id="move.up", show=False,
+                tooltip="Move up in the table or list"),
     ]
 
     def __init__(self, store: SelectionStore, *, read_only_reason: str | None = None,
                  clock: Callable[[], datetime] = utc_now, watch: bool = True,
-                 cursor_blink: bool = True) -> None:
+                 cursor_blink: bool = True, preferences: Preferences | None = None) -> None:
         super().__init__()
+        self.preferences = preferences
         self.store = store
         self.read_only_reason = read_only_reason
         self.clock = clock
@@ -66,6 +75,15 @@ class ModelboardApp(App[int]):
         for command in super().get_system_commands(screen):
             if command.title != "Screenshot":
                 yield command
+
+    def on_mount(self) -> None:
+        if self.preferences is not None:
+            apply_preferences(self, self.preferences, save=self.read_only_reason is None)
+
+    def action_move_cursor(self, direction: str) -> None:
+        move = getattr(self.focused, f"action_cursor_{direction}", None)
+        if callable(move):
+            move()
 
     async def action_quit(self) -> None:
         main = self.main
@@ -107,7 +125,8 @@ def _why(path: Path) -> str:
 
 
 def open_for_editing(location: str | None, *, catalog: str | None = None,
-                     read_only: bool = False) -> tuple[SelectionStore, str | None]:
+                     read_only: bool = False,
+                     actor: str | None = None) -> tuple[SelectionStore, str | None]:
     """Open the store for the editor: read-only by request or because it cannot be written.
 
     Returns the store and, when read-only, why (shown on screen).
@@ -119,20 +138,26 @@ def open_for_editing(location: str | None, *, catalog: str | None = None,
         if problem is not None:
             read_only, reason = True, f"{problem}; opened read-only"
     # The editor watches, but it is not a proxy: it shows the fleet, it is not in it.
-    store = open_store(resolved, catalog=catalog, read_only=read_only, report=False)
+    store = open_store(resolved, catalog=catalog, read_only=read_only, actor=actor,
+                       report=False)
     return store, reason
 
 
 def run_editor(location: str | None, *, catalog: str | None = None,
-               read_only: bool = False) -> int:
-    """Run the editor in this terminal until the operator quits; returns the exit code."""
+               read_only: bool = False, actor: str | None = None,
+               preferences: Preferences | None = None) -> int:
+    """Run the editor in this terminal until the operator quits; returns the exit code.
+
+    ``preferences`` (theme, keys) come from the user's file; tests leave them out.
+    """
     try:
-        store, reason = open_for_editing(location, catalog=catalog, read_only=read_only)
+        store, reason = open_for_editing(location, catalog=catalog, read_only=read_only,
+                                         actor=actor)
     except ModelboardError as error:
         print(f"modelboard: {error}", file=sys.stderr)
         return 2
     try:
-        result = ModelboardApp(store, read_only_reason=reason).run()
+        result = ModelboardApp(store, read_only_reason=reason, preferences=preferences).run()
     finally:
         store.close()
     return result if isinstance(result, int) else 0

@@ -35,6 +35,7 @@ from .session import (
     Handler,
     Session,
     configure_logging,
+    with_preferences,
 )
 from .versions import cmd_audit, cmd_diff, cmd_log, cmd_rollback, cmd_show
 from .watch import cmd_watch
@@ -80,9 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.actor is not None and (not args.actor.strip() or not args.actor.isprintable()):
         parser.error("--actor must be a non-empty name without control characters")
-    terminal = Terminal(sys.stdout, sys.stderr)
-    session = Session(args, terminal)
-    configure_logging()
+    if args.quiet and args.verbose:
+        parser.error("-q and -v cannot be used together")
+    terminal = Terminal(sys.stdout, sys.stderr, quiet=bool(args.quiet))
+    try:
+        preferences = with_preferences(args)
+    except ModelboardError as error:
+        terminal.error(str(error))
+        return EXIT_REFUSED
+    session = Session(args, terminal, preferences)
+    configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
         return COMMANDS[args.command](session)
     except ModelboardError as error:

@@ -24,7 +24,8 @@ def cmd_tui(session: Session) -> int:
             return EXIT_USAGE
         raise
     code = run_editor(session.location, catalog=session.args.catalog,
-                      read_only=session.args.read_only)
+                      read_only=session.args.read_only, actor=session.args.actor,
+                      preferences=session.preferences)
     return int(code or 0)
 
 

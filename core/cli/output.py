@@ -49,9 +49,10 @@ class Terminal:
 
     _STYLES = {"bold": "1", "red": "31"}
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: TextIO, err: TextIO, *, quiet: bool = False) -> None:
         self.out = out
         self.err = err
+        self.quiet = quiet  # -q: notes are left out, errors are not
         self.colour = _wants_colour(out)
         self.error_colour = _wants_colour(err)
 
@@ -71,6 +72,8 @@ class Terminal:
         self.err.write(f"modelboard: {self.style(escape(message), 'red', stream=self.err)}\n")
 
     def note(self, message: str) -> None:
+        if self.quiet:
+            return
         self.err.write(f"modelboard: {escape(message)}\n")
 
 

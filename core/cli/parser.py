@@ -37,6 +37,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
                        help="who is recorded as making changes (default: user@host)")
     group.add_argument("--read-only", action="store_true", default=default(False),
                        help="open read-only; writes are refused")
+    group.add_argument("-q", "--quiet", action="count", default=default(0),
+                       help="no notes or warnings on stderr, errors only")
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="what the core does, on stderr (-vv: in detail)")
     group.add_argument("--version", action="version", version=f"modelboard {__version__}")
 
 
@@ -81,6 +85,45 @@ exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file
 2 usage error (130 when watch is stopped by Ctrl-C)."""
 
 
+#: What each command's --help shows under "examples:" (every command has some).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "list": ("modelboard list", "modelboard list --json | jq -r '.[].model_name'"),
+    "get": ("modelboard get openai", 'model=$(modelboard get openai) || model=gpt-4o-mini'),
+    "set": ("modelboard set openai gpt-4.1",
+            "modelboard set openai gpt-4.1 --expect gpt-4o   # only if it is still gpt-4o",
+            "modelboard set ollama llama3.3 --file /etc/llm/models.json",
+            "modelboard set openai gpt-4.1 --wait 30   # until every proxy serves it"),
+    "lock": ('modelboard lock openai --reason "pinned for the launch"',),
+    "unlock": ("modelboard unlock openai",),
+    "remove": ("modelboard remove mistral",),
+    "apply": ("modelboard apply pinned.json --dry-run", "modelboard apply pinned.json",
+              'echo \'{"openai": "gpt-4.1"}\' | modelboard apply -'),
+    "validate": ("modelboard validate", "modelboard validate candidate.json --catalog ours.toml",
+                 "git show :config/model_selections.json |\n"
+                 "    modelboard validate --stdin-name config/model_selections.json -"),
+    "history": ("modelboard history", "modelboard history openai --limit 5",
+                "modelboard history --json"),
+    "log": ("modelboard log --limit 10", "modelboard log --provider openai --json"),
+    "show": ("modelboard show 12", "modelboard show 12 > before-incident.json"),
+    "diff": ("modelboard diff 12", "modelboard diff 10 12 --json"),
+    "rollback": ('modelboard rollback 12 --reason "back to before the incident"',
+                 "modelboard rollback 12 --include-locked"),
+    "audit": ("modelboard audit verify", "modelboard audit verify --json"),
+    "watch": ("modelboard watch", "modelboard watch --json | jq -c 'select(.event == \"change\")'"),
+    "catalog": ("modelboard catalog", "modelboard catalog openai",
+                "modelboard catalog --catalog ours.toml --json"),
+    "migrate": ("modelboard migrate --from config/model_selections.json "
+                "--to redis://localhost:6379/0",),
+    "fleet": ("modelboard fleet", "modelboard fleet --json | jq '.readers[] | .status'"),
+    "tui": ("modelboard tui", "modelboard tui --read-only --file /etc/llm/models.json"),
+    "completion": ("modelboard completion bash > ~/.bash_completion.d/modelboard",
+                   "modelboard completion fish > ~/.config/fish/completions/modelboard.fish"),
+    "serve": ("modelboard serve", "modelboard serve --port 9000 --read-only",
+              "ssh -N -L 8000:127.0.0.1:8000 proxy-host   # from your laptop"),
+}
+_PROVIDER = "a provider name, as in the catalog (openai, anthropic, ollama …)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``modelboard`` and all its subcommands."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -94,20 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
         description = summary + ("\n\n" + textwrap.dedent(details).strip() if details else "")
+        examples = "\n".join(f"  {example}" for example in EXAMPLES.get(name, ()))
         return commands.add_parser(name, parents=[common], help=summary,
-                                   description=description, formatter_class=formatter)
+                                   description=description, formatter_class=formatter,
+                                   epilog=f"examples:\n{examples}" if examples else None)
 
     sub = command("list", "every provider with its model, lock, last change and author")
     sub.add_argument("--json", action="store_true", help="a JSON array of selections")
 
     sub = command("get", "the model selected for one provider (exit 1 if none)",
                   "Prints the model name alone, for $(modelboard get openai).")
-    sub.add_argument("provider")
+    sub.add_argument("provider", help=_PROVIDER)
     sub.add_argument("--json", action="store_true", help="the whole selection as JSON")
 
     sub = command("set", "select a model for a provider (validated against the catalog)")
-    sub.add_argument("provider")
-    sub.add_argument("model")
+    sub.add_argument("provider", help=_PROVIDER)
+    sub.add_argument("model", help="the model to select (one the catalog lists for it)")
     sub.add_argument("--expect", metavar="CURRENT",
                      help="refuse (exit 1) unless the current model is CURRENT "
                           "('' means: no model selected yet)")
@@ -115,18 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_wait_option(sub)
 
     sub = command("lock", "lock a provider's selection so nobody changes it")
-    sub.add_argument("provider")
+    sub.add_argument("provider", help=_PROVIDER)
     sub.add_argument("--reason", metavar="TEXT",
                      help="why it is locked, shown to others and recorded in the history")
     add_wait_option(sub)
 
     sub = command("unlock", "unlock a provider's selection")
-    sub.add_argument("provider")
+    sub.add_argument("provider", help=_PROVIDER)
     _add_reason(sub)
     add_wait_option(sub)
 
     sub = command("remove", "remove a provider's selection")
-    sub.add_argument("provider")
+    sub.add_argument("provider", help=_PROVIDER)
     _add_reason(sub)
     add_wait_option(sub)
 
@@ -135,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                   FILE holds {"provider": "model", ...} or the full file form; '-' reads
                   stdin. Only models are applied: locks stay as they are, providers not
                   in FILE are untouched.""")
-    sub.add_argument("source", metavar="FILE")
+    sub.add_argument("source", metavar="FILE",
+                     help="{\"provider\": \"model\", ...} or the full file form; '-' reads stdin")
     sub.add_argument("--dry-run", action="store_true",
                      help="show what would change and check it, write nothing")
     add_wait_option(sub)
@@ -153,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the file name to report for '-' (default: <stdin>)")
 
     sub = command("history", "who changed what and when, newest first")
-    sub.add_argument("provider", nargs="?")
+    sub.add_argument("provider", nargs="?", help="only this provider's changes")
     sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
     sub.add_argument("--json", action="store_true", help="a JSON array of entries")
 
@@ -163,12 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="a JSON array of revisions")
 
     sub = command("show", "the whole document as of a revision (as the file held it)")
-    sub.add_argument("rev", metavar="REV", type=_positive)
+    sub.add_argument("rev", metavar="REV", type=_positive, help="a revision number (see log)")
 
     sub = command("diff", "what changed between two revisions, provider by provider",
                   "Without REV2, from REV to the current document.")
-    sub.add_argument("rev", metavar="REV", type=_positive)
-    sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?")
+    sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to start from")
+    sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?",
+                     help="the revision to end at (default: the current document)")
     sub.add_argument("--json", action="store_true", help="a JSON array of changes")
 
     sub = command("rollback", "make the document what it was at REV, in one recorded write",
@@ -176,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                   Recorded as a new revision "rollback to REV". Locked providers stay as
                   they are and are named, unless --include-locked; a change made by
                   someone else meanwhile is a conflict (exit 1), as for any write.""")
-    sub.add_argument("rev", metavar="REV", type=_positive)
+    sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to go back to")
     _add_reason(sub)
     sub.add_argument("--include-locked", action="store_true",
                      help="roll locked providers back too (their locks included)")
@@ -186,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                   """\
                   'audit verify' exits 0 and says how many revisions it checked, or exits 1
                   naming the first broken link: the file, the line, what is wrong.""")
-    sub.add_argument("action", choices=["verify"])
+    sub.add_argument("action", choices=["verify"], help="verify: check every link")
     sub.add_argument("--json", action="store_true", help="the outcome as JSON")
 
     sub = command("watch", "print one line per change until interrupted",
@@ -196,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
 
     sub = command("catalog", "providers and the models each serves")
-    sub.add_argument("provider", nargs="?")
+    sub.add_argument("provider", nargs="?", help="only this provider's models, one per line")
     sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     sub = command("migrate", "copy every selection from one store to another")

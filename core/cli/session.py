@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..catalog import Catalog
-from ..opening import open_store, resolve_catalog, resolve_location
+from ..opening import (
+    CATALOG_ENV_VAR,
+    ENV_VAR,
+    open_store,
+    resolve_catalog,
+    resolve_location,
+)
+from ..preferences import Preferences, load_preferences
 from ..store import SelectionStore
 from ..text import escape
 from .output import Terminal
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Handler", "Session",
-           "configure_logging", "quiet_log"]
+           "configure_logging", "quiet_log", "with_preferences"]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -26,12 +34,31 @@ EXIT_INTERRUPTED = 130
 log = logging.getLogger("modelboard")
 
 
+def with_preferences(args: argparse.Namespace) -> Preferences:
+    """Fill the options the command line left open from the preferences file.
+
+    The order, for each: the flag, else its environment variable, else the file, else
+    the built-in default (the actor has no variable of its own: the file comes before
+    the automatic user@host). Raises ConfigurationError for a bad file.
+    """
+    preferences = load_preferences()
+    if not args.file and not os.environ.get(ENV_VAR):
+        args.file = preferences.file
+    if args.catalog is None and not os.environ.get(CATALOG_ENV_VAR):
+        args.catalog = preferences.catalog
+    if args.actor is None:
+        args.actor = preferences.actor
+    return preferences
+
+
 class Session:
     """The parsed options, and the store and catalog they point at, opened on demand."""
 
-    def __init__(self, args: argparse.Namespace, terminal: Terminal) -> None:
+    def __init__(self, args: argparse.Namespace, terminal: Terminal,
+                 preferences: Preferences | None = None) -> None:
         self.args = args
         self.terminal = terminal
+        self.preferences = preferences
         self.location = resolve_location(args.file)
         self._catalog: Catalog | None = None
 
@@ -90,12 +117,15 @@ class _CleanFormatter(logging.Formatter):
         return escape(super().format(record))
 
 
-def configure_logging() -> None:
-    """The core's warnings (a history line that could not be written) as one-liners."""
+def configure_logging(*, quiet: int = 0, verbose: int = 0) -> None:
+    """The core's warnings (a history line that could not be written) as one-liners;
+    ``-q`` keeps errors only, ``-v`` adds what the core does, ``-vv`` its details."""
+    level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1
+             else logging.INFO if verbose else logging.WARNING)
+    log.setLevel(level)
     if log.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CleanFormatter("modelboard: %(message)s"))
     log.addHandler(handler)
-    log.setLevel(logging.WARNING)
     log.propagate = False

@@ -77,7 +77,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 FAKE_EDITOR = textwrap.dedent("""
     import json, sys, types
     editor = types.ModuleType("modelboard.tui")
-    def run_editor(location, *, catalog=None, read_only=False):
+    def run_editor(location, *, catalog=None, read_only=False, actor=None, preferences=None):
         print(json.dumps({"location": location, "catalog": catalog, "read_only": read_only}))
         return 3
     editor.run_editor = run_editor
