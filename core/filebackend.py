@@ -20,17 +20,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-
-import filelock
+from typing import TYPE_CHECKING
 
 try:
     import fcntl
 except ImportError:  # not POSIX: filelock's own lock is used
     fcntl = None  # type: ignore[assignment]
 
-# watchfiles' documented low-level API: unlike watchfiles.watch(), it says exactly when the
-# watch is armed, and its timeout only wakes Python up (the stop event is checked every step).
-from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
+if TYPE_CHECKING:
+    import filelock
+    from watchfiles._rust_notify import RustNotify
 
 from .backend import Commit, StoredState
 from .errors import ConfigurationError, ReadOnlyError
@@ -231,7 +230,7 @@ class FileBackend:
         with self._thread_lock:
             try:
                 self._lock_for(target).acquire(poll_interval=LOCK_POLL_S)
-            except filelock.Timeout:
+            except LockTimeout:
                 raise ConfigurationError(
                     f"another writer has held the lock for over {LOCK_TIMEOUT_S:.0f} s",
                     path=str(self.lock_path)) from None
@@ -492,6 +491,12 @@ class FileBackend:
 
     def _notifier(self, folders: list[str]) -> RustNotify:
         """A watch on ``folders`` (not recursive), armed when this returns."""
+        # watchfiles' documented low-level API: unlike watchfiles.watch(), it says exactly
+        # when the watch is armed, and its timeout only wakes Python up (the stop event is
+        # checked every step). Imported here: a command that only reads never watches, and
+        # the import is a sixth of `modelboard get`'s start (measured with -X importtime).
+        from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
+
         try:
             return RustNotify(folders, False, False, 0, False, False)
         except (FileNotFoundError, PermissionError):
@@ -550,6 +555,18 @@ class FileBackend:
         self._file_locks.clear()
 
 
+class LockTimeout(Exception):
+    """Another writer held the writers' lock for longer than the timeout."""
+
+
+def _filelock(path: Path, timeout: float) -> filelock.BaseFileLock:
+    # Imported only where flock is missing: filelock (and what it imports) is a sixth of
+    # `modelboard get`'s start, which never writes (measured with -X importtime).
+    import filelock
+
+    return filelock.FileLock(path, timeout=timeout)
+
+
 class _WritersLock:
     """The writers' lock: ``flock`` on the lock file beside the data file.
 
@@ -565,12 +582,12 @@ class _WritersLock:
         self.timeout = timeout
         self._fd: int | None = None
         self._fallback: filelock.BaseFileLock | None = \
-            filelock.FileLock(path, timeout=timeout) if fcntl is None else None
+            _filelock(path, timeout) if fcntl is None else None
 
     def acquire(self, *, poll_interval: float) -> None:
-        """Wait for the lock; filelock.Timeout after ``timeout``, OSError if it cannot be had."""
+        """Wait for the lock; LockTimeout after ``timeout``, OSError if it cannot be had."""
         if self._fallback is not None:
-            self._fallback.acquire(poll_interval=poll_interval)
+            self._acquire_fallback(poll_interval)
             return
         deadline = time.monotonic() + self.timeout
         while True:
@@ -582,7 +599,7 @@ class _WritersLock:
                         break
                     except BlockingIOError:
                         if time.monotonic() >= deadline:
-                            raise filelock.Timeout(str(self.path)) from None
+                            raise LockTimeout(str(self.path)) from None
                         time.sleep(poll_interval)  # how filelock waits too: flock has no timeout
                 # A lock file deleted (and maybe created again) while we waited: a lock on
                 # the old inode excludes nobody, so take the one at the path now.
@@ -594,12 +611,21 @@ class _WritersLock:
             except OSError as exc:
                 if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                     raise
-                self._fallback = filelock.FileLock(self.path, timeout=self.timeout)
-                self._fallback.acquire(poll_interval=poll_interval)
+                self._fallback = _filelock(self.path, self.timeout)
+                self._acquire_fallback(poll_interval)
                 return
             finally:
                 if fd >= 0:
                     os.close(fd)
+
+    def _acquire_fallback(self, poll_interval: float) -> None:
+        import filelock
+
+        assert self._fallback is not None
+        try:
+            self._fallback.acquire(poll_interval=poll_interval)
+        except filelock.Timeout:
+            raise LockTimeout(str(self.path)) from None
 
     def release(self) -> None:
         if self._fd is None:

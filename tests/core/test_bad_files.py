@@ -77,7 +77,7 @@ CORPUS = [
     BadFile("lone-surrogate", b'{"openai": {"model_name": "gpt-4", "note": "\\ud800"}}',
             "lone surrogate", (1, 2)),
     BadFile("huge", b'{"openai": {"model_name": "gpt-4", "pad": "' + b"x" * (50 * 1024 * 1024)
-            + b'"}}', "the limit is 16 MiB", None),
+            + b'"}}', "the limit is 32 MiB", None),
 ]
 
 
