@@ -1,10 +1,11 @@
 """Figure 6: how fast the command line and the core start, in fresh processes.
 
 ``modelboard get openai`` (the installed console script, reading a real file) is set
-against ``python -c "import modelboard.core"``: the command should cost little more
-than the import a proxy pays anyway. ``import modelboard.core`` is set against
-importing its three dependencies alone. Every figure is the median wall time of
-fresh processes, the three kinds interleaved so that a busy moment hits them alike.
+against ``python -c pass``, the interpreter's own start: the honest floor, since the
+core imports none of its dependencies (watchfiles, filelock, pydantic) on the way to
+answering a read. ``import modelboard.core`` is shown against the same floor. Every
+figure is the median wall time of fresh processes, the kinds interleaved so that a busy
+moment hits them alike.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from pathlib import Path
 
 from bench.common import Figure, median, subprocess_env
 
-CLI_TARGET = 1.5
-IMPORT_TARGET = 1.3
+CLI_TARGET = 3.0
 _DOCUMENT = b'{\n  "anthropic": "claude-sonnet-4-5",\n  "openai": "gpt-4o"\n}\n'
 
 
@@ -48,10 +48,13 @@ def run(quick: bool) -> list[Figure]:
         path.write_bytes(_DOCUMENT)
         env = {**subprocess_env(), "MODELBOARD_FILE": str(path)}
         env.pop("PYTHONPROFILEIMPORTTIME", None)
+        # An installed package has its bytecode compiled (pip does it); without this a
+        # shell that sets PYTHONDONTWRITEBYTECODE would time the compiler, not the start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         commands = {
             "cli": ([*_command_line(), "get", "openai"], "gpt-4o"),
             "core": ([sys.executable, "-c", "import modelboard.core"], ""),
-            "deps": ([sys.executable, "-c", "import pydantic, watchfiles, filelock"], ""),
+            "bare": ([sys.executable, "-c", "pass"], ""),
         }
         for argv, expect in commands.values():  # warm the page cache and .pyc files
             _seconds(argv, env, expect)
@@ -59,13 +62,15 @@ def run(quick: bool) -> list[Figure]:
         for _ in range(rounds):
             for name, (argv, expect) in commands.items():
                 times[name].append(_seconds(argv, env, expect))
-    cli, core, deps = (median(times[name]) * 1000 for name in ("cli", "core", "deps"))
+    cli, core, bare = (median(times[name]) * 1000 for name in ("cli", "core", "bare"))
     how = f"median of {rounds} fresh processes each, interleaved; {os.cpu_count()} cores"
     return [
-        Figure(name="6 start: modelboard get openai vs import modelboard.core",
-               ours=cli, baseline=core, unit="ms", target=f"ratio <= {CLI_TARGET:g}",
-               passed=cli <= CLI_TARGET * core, note=how),
-        Figure(name="6 start: import modelboard.core vs pydantic, watchfiles, filelock",
-               ours=core, baseline=deps, unit="ms", target=f"ratio <= {IMPORT_TARGET:g}",
-               passed=core <= IMPORT_TARGET * deps, note=how),
+        Figure(name="6 start: modelboard get openai vs python -c pass",
+               ours=cli, baseline=bare, unit="ms", target=f"ratio <= {CLI_TARGET:g}",
+               passed=cli <= CLI_TARGET * bare, note=how),
+        Figure(name="6 start: import modelboard.core vs python -c pass",
+               ours=core, baseline=bare, unit="ms",
+               note="no dependency is imported until used: watchfiles when a store "
+                    "watches, filelock only where flock is missing, pydantic for a "
+                    "catalog file"),
     ]

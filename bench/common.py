@@ -7,6 +7,7 @@ the same run, because this machine is shared and absolute times drift.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import statistics
 import tempfile
@@ -16,8 +17,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import filelock
 
 if TYPE_CHECKING:
     from modelboard.core import Catalog
@@ -123,14 +122,25 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def raw_atomic_write(path: str, data: bytes, lock: filelock.FileLock) -> None:
-    """The physical floor of a safe write: lock, temp file, write, fsync, replace, fsync folder.
+#: A history line as long as the store's (time, actor, provider, old, new, revision).
+RAW_HISTORY_LINE = (b'{"action": "set", "actor": "bench@host", "new": "bench-model-0", '
+                    b'"old": "gpt-4o-mini", "provider": "provider-00001", '
+                    b'"revision": "0123456789abcdef", "time": "2026-01-02T03:04:05+00:00"}\n')
 
-    Written here on purpose rather than borrowed from the core, so the baseline cannot
-    inherit the core's overheads.
+
+def raw_atomic_write(path: str, data: bytes, *, history: bytes | None = RAW_HISTORY_LINE) -> None:
+    """The physical floor of a safe write, with the same guarantees the store gives.
+
+    ``flock`` on ``path.lock`` (the primitive the store takes, not filelock, whose
+    bookkeeping the store does not pay), a temp file written and fsynced, ``os.replace``,
+    the folder fsynced, and one history line appended and fsynced (what makes an
+    acknowledged change auditable). Written here on purpose rather than borrowed from the
+    core, so the baseline cannot inherit the core's overheads.
     """
     folder = os.path.dirname(path)
-    with lock:
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         fd, temp_path = tempfile.mkstemp(dir=folder, prefix=".raw.", suffix=".tmp")
         try:
             os.write(fd, data)
@@ -139,6 +149,15 @@ def raw_atomic_write(path: str, data: bytes, lock: filelock.FileLock) -> None:
             os.close(fd)
         os.replace(temp_path, path)
         fsync_folder(folder)
+        if history is not None:
+            log = os.open(path + ".history", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(log, history)
+                os.fsync(log)
+            finally:
+                os.close(log)
+    finally:
+        os.close(lock)  # closing the descriptor releases the flock
 
 
 def subprocess_env() -> dict[str, str]:

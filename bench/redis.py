@@ -1,12 +1,13 @@
-"""Figure 9: the Redis backend, beside the file backend and a raw ``SET``, in one run.
+"""Figure 9: the Redis backend, beside raw Redis doing the least the same job needs.
 
 - propagation: a write in this process until a subscriber in another process is
-  called, through Redis and (baseline) through a watched file; median and p95;
-- a write's cost: ``set_model_selection`` on a store of 10 and of 1,000 providers in
-  Redis against a raw ``SET`` of the same bytes on the same server, alternating,
-  medians compared. With 10 providers the difference is the protocol (WATCH, MGET,
-  MULTI/EXEC with history and notification: three round trips against one); with
-  1,000 it is mostly rendering the whole document, as for the file backend.
+  called; the baseline is raw Redis in another process: a ``PUBLISH`` received, then one
+  ``HGET`` of the provider (what a store keeping one field per provider would need);
+  median and p95;
+- a write's cost: ``set_model_selection`` on a store of 1,000 and of 10,000 providers in
+  Redis against a raw ``HSET`` of one provider and a ``PUBLISH`` in one ``MULTI`` on the
+  same server, alternating, medians compared. The store keeps the whole document under
+  one key, so this figure grows with the number of providers: the gap is the design.
 
 The server is started here (a temp folder, a free loopback port, append-only file
 with an fsync per write, as recommended for a store whose writes must survive a
@@ -27,7 +28,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from bench.common import (
     Figure,
@@ -39,10 +39,9 @@ from bench.common import (
     writable_providers,
 )
 
-SIZES = (10, 1_000)
-TARGET_SIZE = 10
-PROPAGATION_TARGET_MS = 50.0
-WRITE_TARGET_RATIO = 3.0
+SIZES = (1_000, 10_000)
+PROPAGATION_TARGET_RATIO = 3.0
+WRITE_TARGET_RATIO = 2.0
 LINE_TIMEOUT_S = 30.0
 
 _SUBSCRIBER = textwrap.dedent("""
@@ -53,6 +52,23 @@ _SUBSCRIBER = textwrap.dedent("""
     store.start_watching()
     print("ready", flush=True)
     sys.stdin.readline()  # until the parent is done
+""")
+
+#: The baseline subscriber: raw redis-py, one HGET per message (exits when stdin closes).
+_RAW_SUBSCRIBER = textwrap.dedent("""
+    import os, sys, threading, time
+    import redis
+    url, key, channel = sys.argv[1], sys.argv[2], sys.argv[3]
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel)
+    pubsub.get_message(timeout=10)  # the subscription's confirmation
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    print("ready", flush=True)
+    for message in pubsub.listen():
+        if message["type"] == "message":
+            client.hget(key, "vllm")
+            print(time.monotonic(), flush=True)
 """)
 
 
@@ -92,9 +108,9 @@ def _redis_server(folder: str) -> Iterator[int]:
 class _Subscriber:
     """A process that prints the monotonic time whenever its store reports a change."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, *arguments: str, script: str = _SUBSCRIBER) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _SUBSCRIBER, location], stdin=subprocess.PIPE,
+            [sys.executable, "-c", script, *arguments], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, env=subprocess_env())
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -142,6 +158,29 @@ def _propagation(location: str, samples: int) -> list[float]:
     return delays
 
 
+def _raw_propagation(url: str, samples: int) -> list[float]:
+    """Seconds from a raw HSET + PUBLISH here to the HGET after the message, elsewhere."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    subscriber = _Subscriber(url, "raw:selections", "raw:changes", script=_RAW_SUBSCRIBER)
+    delays: list[float] = []
+    try:
+        for index in range(samples + 2):  # two warm-up writes
+            start = time.monotonic()
+            with client.pipeline(transaction=True) as pipe:
+                pipe.hset("raw:selections", "vllm", f"bench-model-{index}")
+                pipe.publish("raw:changes", "vllm")
+                pipe.execute()
+            seen = float(subscriber.next_line())
+            if index >= 2:
+                delays.append(seen - start)
+    finally:
+        subscriber.close()
+        client.close()
+    return delays
+
+
 def _write_costs(url: str, key: str, count: int,
                  writes: int) -> tuple[list[float], list[float]]:
     import redis
@@ -159,9 +198,11 @@ def _write_costs(url: str, key: str, count: int,
         start = time.perf_counter()
         store.set_model_selection(providers[index % len(providers)], f"bench-model-{index}")
         elapsed = time.perf_counter() - start
-        data = client.get(f"{key}:document")
         raw_start = time.perf_counter()
-        client.set(f"{key}:raw", data)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{key}:raw", providers[index % len(providers)], f"bench-model-{index}")
+            pipe.publish(f"{key}:raw-changes", providers[index % len(providers)])
+            pipe.execute()
         raw_elapsed = time.perf_counter() - raw_start
         if index >= warmup:
             ours.append(elapsed)
@@ -178,32 +219,29 @@ def run(quick: bool) -> list[Figure]:
             _redis_server(folder) as port:
         url = f"redis://127.0.0.1:{port}/0"
         through_redis = _propagation(f"{url}?key=propagation", samples)
-        through_file = _propagation(str(Path(folder) / "model_selections.json"), samples)
+        through_raw = _raw_propagation(url, samples)
         costs = {count: _write_costs(f"{url}?key=writes-{count}", f"writes-{count}", count,
                                      writes) for count in SIZES}
 
     redis_ms = [delay * 1e3 for delay in through_redis]
-    file_ms = [delay * 1e3 for delay in through_file]
-    redis_p95, file_p95 = percentile(redis_ms, 0.95), percentile(file_ms, 0.95)
-    figures = [
-        Figure(name="9 redis: propagation to another process (median)",
-               ours=median(redis_ms), baseline=median(file_ms), unit="ms",
-               note=f"{samples} writes; baseline: the same through a watched file"),
-        Figure(name="9 redis: propagation to another process (p95)",
-               ours=redis_p95, baseline=file_p95, unit="ms",
-               target=f"p95 < {PROPAGATION_TARGET_MS:g} ms",
-               passed=redis_p95 < PROPAGATION_TARGET_MS,
-               note="pub/sub message, then one GET of the counter and one MGET"),
-    ]
+    raw_ms = [delay * 1e3 for delay in through_raw]
+    figures = []
+    for what, pick in (("median", median), ("p95", lambda values: percentile(values, 0.95))):
+        ours_ms, base_ms = pick(redis_ms), pick(raw_ms)
+        figures.append(Figure(
+            name=f"9 redis: propagation to another process ({what})", ours=ours_ms,
+            baseline=base_ms, unit="ms", target=f"ratio <= {PROPAGATION_TARGET_RATIO:g}",
+            passed=ours_ms <= PROPAGATION_TARGET_RATIO * base_ms,
+            note=f"{samples} writes, 10 providers; ours: pub/sub message, then GET of the "
+                 "counter and MGET of the document; baseline: raw PUBLISH -> message -> HGET"))
     for count, (ours, raw) in costs.items():
         ours_ms, raw_ms = median(ours) * 1e3, median(raw) * 1e3
-        checked = count == TARGET_SIZE
         figures.append(Figure(
             name=f"9 redis: set_model_selection, {count:,} providers",
             ours=ours_ms, baseline=raw_ms, unit="ms (median)",
-            target=f"ratio <= {WRITE_TARGET_RATIO:g}" if checked else "",
-            passed=ours_ms <= WRITE_TARGET_RATIO * raw_ms if checked else None,
+            target=f"ratio <= {WRITE_TARGET_RATIO:g}",
+            passed=ours_ms <= WRITE_TARGET_RATIO * raw_ms,
             note=f"p95 {percentile(ours, 0.95) * 1e3:.2f} ms vs "
-                 f"{percentile(raw, 0.95) * 1e3:.2f} ms; {writes} writes; baseline: a raw SET "
-                 "of the same bytes on the same server (appendfsync always)"))
+                 f"{percentile(raw, 0.95) * 1e3:.2f} ms; {writes} writes; baseline: raw HSET "
+                 "of one provider + PUBLISH in one MULTI, same server (appendfsync always)"))
     return figures

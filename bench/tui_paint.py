@@ -2,9 +2,10 @@
 
 * first paint: from building the app (the store already open) until the full table is
   laid out and painted, headless;
-* repaint p95: one external change put on screen — the editor's own path for a change
-  event (one row on screen drawn again in place, flash, notification) against a bare
-  ``update_cell`` of one cell — until the screen has processed it.
+* repaint p95: one change written to the file by another store until the editor shows
+  it — the whole path: the write, the editor's watch (a 10 ms step), its reload, one
+  row on screen drawn again in place, flash, notification — against a bare
+  ``update_cell`` of one cell (which pays neither the write nor the watch).
 
 Targets at 10,000 providers: first paint under 1 s, repaint p95 under 100 ms.
 """
@@ -15,7 +16,6 @@ import asyncio
 import json
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
-from bench.common import Figure, percentile
-from modelboard.core import ChangeEvent, ProviderChange, Snapshot, open_store
+from bench.common import Figure, any_model_catalog, percentile
+from modelboard.core import open_store
 from modelboard.tui import ModelboardApp
 
 SIZE = (120, 40)
@@ -69,7 +69,7 @@ async def _ours(data_file: Path, count: int, changes: int
     store = open_store(data_file, read_only=True)
     try:
         start = time.perf_counter()
-        app = ModelboardApp(store, watch=False, cursor_blink=False)
+        app = ModelboardApp(store, cursor_blink=False)
         async with app.run_test(size=SIZE) as pilot:
             while not (app.main.is_mounted and app.main.table.row_count >= count):
                 await pilot.pause(0.001)
@@ -83,19 +83,21 @@ async def _ours(data_file: Path, count: int, changes: int
             top_before = table.scroll_offset
             rows_before = table.row_count
             timings, cpu_times = [], []
-            for n in range(changes):
-                provider = on_screen[(n * 7) % len(on_screen)]
-                old = snapshot[provider]
-                new_selection = replace(old, model_name=f"changed-{n}", updated_by="bob@ops2")
-                new = Snapshot({**snapshot.as_dict(), provider: new_selection}, f"bench-{n}")
-                event = ChangeEvent(snapshot, new, (ProviderChange(provider, "model", old,
-                                                                   new_selection),))
-                began, cpu_began = time.perf_counter(), time.process_time()
-                app.main.show_change(event)
-                await _settle(pilot)
-                timings.append(time.perf_counter() - began)
-                cpu_times.append(time.process_time() - cpu_began)
-                snapshot = new
+            # Another store writes the file, as another operator would: the change goes
+            # through the file, the editor's watch, its reload and the repaint.
+            writer = open_store(data_file, catalog=any_model_catalog(count), actor="bob@ops2")
+            try:
+                for n in range(changes):
+                    provider = on_screen[(n * 7) % len(on_screen)]
+                    began, cpu_began = time.perf_counter(), time.process_time()
+                    writer.set_model_selection(provider, f"changed-{n}")
+                    while f"changed-{n}" not in table.row_text(provider):
+                        await pilot.pause(0.001)
+                    await _settle(pilot)
+                    timings.append(time.perf_counter() - began)
+                    cpu_times.append(time.process_time() - cpu_began)
+            finally:
+                writer.close()
             in_place = (table.row_count == rows_before and table.scroll_offset == top_before
                         and table.providers_on_screen() == shown_before
                         and f"changed-{changes - 1}" in table.row_text(provider))
@@ -146,7 +148,8 @@ def run(quick: bool) -> list[Figure]:
                 (ours_p95 < 0.1 and in_place) if large else in_place,
                 f"{changes} changes to rows on screen; in place: {in_place}; CPU per change "
                 f"p95 {percentile(cpu_times, 0.95) * 1000:.1f} ms (the rest is the headless "
-                "pilot waiting for idle); baseline: bare update_cell"))
+                "pilot waiting for idle); ours: written to the file by another store, "
+                "through the watch; baseline: bare update_cell"))
     return figures
 
 

@@ -78,18 +78,15 @@ def _write_loop(path: str, writer: int, seconds: float) -> None:
 
 def _raw_loop(path: str, seconds: float) -> None:
     """One baseline process: raw locked atomic writes of the same size for ``seconds``."""
-    import filelock
-
     from bench.common import raw_atomic_write
 
     data = Path(path).read_bytes()
-    lock = filelock.FileLock(path + ".lock")
     print("ready", flush=True)
     sys.stdin.readline()
     count = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        raw_atomic_write(path, data, lock)
+        raw_atomic_write(path, data)
         count += 1
     print(json.dumps({"writes": count, "elapsed": time.perf_counter() - start}), flush=True)
 
@@ -173,9 +170,11 @@ def run(quick: bool) -> list[Figure]:
     rate, raw_rate = total / elapsed, raw_writes / raw_elapsed
     return [
         Figure(name="8 eight writer processes: sustained writes, 1,000 providers",
-               ours=rate, baseline=raw_rate, unit="writes/s",
+               ours=rate, baseline=raw_rate, unit="writes/s", target="ratio >= 0.7",
+               passed=rate >= 0.7 * raw_rate,
                note=f"{total} acknowledged in {elapsed:.1f} s, {conflicts} refused as conflicts "
-                    "on the shared provider; baseline: 8 processes of raw locked atomic writes"),
+                    "on the shared provider; baseline: 8 processes of raw atomic writes under "
+                    "flock, each with its history line fsynced"),
         Figure(name="8 eight writer processes: lost writes",
                ours=lost, baseline=None, unit="writes", target="== 0", passed=lost == 0,
                note=f"of {total} acknowledged: each in the history, each provider ending on "
