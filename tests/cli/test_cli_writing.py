@@ -123,8 +123,10 @@ def test_a_folder_that_cannot_be_created_is_one_line(modelboard: Modelboard) -> 
 
 
 # Drops to an unprivileged user after the imports (Python itself lives under /root).
+# The interpreter may live where nobody cannot read (a pyenv under /root): what the
+# command imports lazily (argparse's gettext and locale) is imported before the drop.
 AS_NOBODY = textwrap.dedent(f"""
-    import os, sys
+    import gettext, locale, os, sys
     from modelboard.core.cli import main
     os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})
     sys.exit(main(sys.argv[1:]))

@@ -294,16 +294,17 @@ def test_a_symlinked_file_is_followed_through_its_target(tmp_path: Path) -> None
 def test_a_watcher_that_cannot_get_file_events_polls(
         selections_file: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    import modelboard.core.filebackend as filebackend
+    # The file backend imports RustNotify when it arms a watch: replace it at the source.
+    import watchfiles._rust_notify as rust_notify
 
-    real = filebackend.RustNotify
+    real = rust_notify.RustNotify
 
     def no_inotify_left(paths: list[str], debug: bool, force_polling: bool, *rest: object):  # type: ignore[no-untyped-def]
         if not force_polling:
             raise OSError(24, "Too many open files")
         return real(paths, debug, force_polling, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(filebackend, "RustNotify", no_inotify_left)
+    monkeypatch.setattr(rust_notify, "RustNotify", no_inotify_left)
     store = open_store(selections_file)
     recorder = Recorder()
     store.subscribe(recorder)
