@@ -50,7 +50,6 @@ from modelboard.core import (
     SelectionStore,
 )
 from modelboard.core.errors import describe_lock
-from modelboard.core.filebackend import FileBackend
 from modelboard.core.fleet import Fleet, Reader, Waited
 
 from .dialogs import (
@@ -291,7 +290,9 @@ class MainScreen(Screen[None]):
     @property
     def store_word(self) -> str:
         """What the selections live in, as the operator would say it."""
-        return "the file" if isinstance(self.store.backend, FileBackend) else "the store"
+        # A URL (redis://) names a server, a path a file; the editor does not look at
+        # which backend class it has (the layer contract keeps it off core internals).
+        return "the store" if "://" in self.store.location else "the file"
 
     @property
     def table(self) -> SelectionTable:
