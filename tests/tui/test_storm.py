@@ -66,7 +66,9 @@ def send_keys(app: ModelboardApp, *keys: str) -> None:
 def my_saves(path: Path) -> list[str]:
     """The models this editor's actor saved, in order, from the history file."""
     history = path.with_name("model_selections.history.jsonl")
-    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    # The storm may be appending right now: a last line without its newline is unfinished.
+    whole = history.read_text().split("\n")[:-1]
+    lines = [json.loads(line) for line in whole if line.strip()]
     return [line["new"] for line in lines
             if line.get("actor") == "tester@host" and line.get("action") == "set"]
 
