@@ -13,8 +13,12 @@ from typing import Any, Literal
 from .catalog_data import BUNDLED_PROVIDERS
 from .errors import ConfigurationError, ValidationError
 from .models import Selection, check_name
+from .safefiles import read_regular_file
 
-__all__ = ["Catalog", "ProviderSpec"]
+__all__ = ["MAX_CATALOG_BYTES", "Catalog", "ProviderSpec"]
+
+#: A catalog file bigger than this is refused (the bundled one is a few kilobytes).
+MAX_CATALOG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,9 @@ class Catalog(Mapping[str, ProviderSpec]):
         """
         path = Path(path)
         try:
-            raw = path.read_bytes()
+            raw = read_regular_file(path, MAX_CATALOG_BYTES)
+        except IsADirectoryError:
+            raise ConfigurationError("is a folder, not a catalog file", path=str(path)) from None
         except OSError as exc:
             raise ConfigurationError(f"cannot read catalog: {exc.strerror}",
                                      path=str(path)) from None
@@ -97,6 +103,9 @@ class Catalog(Mapping[str, ProviderSpec]):
                 data = tomllib.loads(raw.decode("utf-8"))
             else:
                 data = json.loads(raw)
+        except RecursionError:
+            raise ConfigurationError("not a valid catalog: nested too deeply",
+                                     path=str(path)) from None
         except (ValueError, UnicodeDecodeError) as exc:
             reason, line, column = _locate_parse_error(exc, raw)
             raise ConfigurationError(f"not a valid catalog: {reason}", path=str(path),
@@ -122,6 +131,9 @@ class Catalog(Mapping[str, ProviderSpec]):
             raise ConfigurationError(reason, path=str(path)) from None
         except ValidationError as exc:
             raise ConfigurationError(str(exc), path=str(path)) from None
+        except RecursionError:
+            raise ConfigurationError("not a valid catalog: nested too deeply",
+                                     path=str(path)) from None
         if parsed.mode == "replace":
             return cls(specs)
         return (base if base is not None else cls.default()).extended(specs)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
+import json
 import logging
 import os
+import re
+import secrets
+import socket
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,9 +33,11 @@ if TYPE_CHECKING:
     import filelock
     from watchfiles._rust_notify import RustNotify
 
+from .actor import default_actor
 from .backend import Commit, StoredState
-from .errors import ConfigurationError, ReadOnlyError
+from .errors import ConfigurationError, ReadOnlyError, one_line
 from .fileformat import (
+    MAX_DOCUMENT_BYTES,
     DocumentCodec,
     document_digest,
     parse_document,
@@ -50,6 +54,7 @@ from .history import (
     stamp_entries,
 )
 from .models import HistoryEntry, Selection
+from .safefiles import Folder, Ownership, read_bounded, user_name
 
 __all__ = ["FileBackend"]
 
@@ -68,6 +73,10 @@ WATCH_POLL_MS = 250
 LOCK_TIMEOUT_S = 30.0
 #: How often a waiting writer retries the lock (filelock polls; its default is 50 ms).
 LOCK_POLL_S = 0.005
+#: How many times a write starts over when the file changed between its read under the
+#: lock and its rename (only when the lock is deleted or bypassed: see _commit_locked).
+COMMIT_ATTEMPTS = 10
+_MAX_SYMLINKS = 40
 _EMPTY_REVISION = revision_of_bytes(render_document({}))
 
 
@@ -89,7 +98,9 @@ class FileBackend:
         self.read_only = read_only
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
-        self._quarantined: bytes | None = None
+        #: The identity (see _identity) of the unreadable file copied aside at start-up:
+        #: a write may replace that one, and only that one.
+        self._quarantined: tuple[int, int, int, int] | None = None
         # Remembers the current file's entries: a write or reload then redoes only the
         # entries that changed instead of parsing and rendering the whole file.
         self._codec = DocumentCodec()
@@ -99,9 +110,9 @@ class FileBackend:
         self._last_read: tuple[object, bytes] | None = None
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
-        self._file_locks: dict[Path, _WritersLock] = {}
+        #: When this store last saw the file, and with how many selections.
+        self._last_seen: tuple[datetime, int] | None = None
         self.history_rotate_bytes = history_rotate_bytes
-        self._histories: dict[Path, HistoryFile] = {}
         self.history_keep_segments = history_keep_segments
 
     # -- paths ----------------------------------------------------------------------------
@@ -117,15 +128,8 @@ class FileBackend:
     @property
     def history(self) -> HistoryFile:
         """The history file (and its rotated segments) of the file written to."""
-        return self._history_of(self.target)
-
-    def _history_of(self, target: Path) -> HistoryFile:
-        history = self._histories.get(target)
-        if history is None:
-            history = HistoryFile(_history_path_of(target), rotate_bytes=self.history_rotate_bytes,
-                                  keep_segments=self.history_keep_segments)
-            self._histories[target] = history
-        return history
+        return HistoryFile(self.history_path, rotate_bytes=self.history_rotate_bytes,
+                           keep_segments=self.history_keep_segments)
 
     @property
     def backup_path(self) -> Path:
@@ -136,16 +140,53 @@ class FileBackend:
         target = self.target
         return target.with_name(target.name + ".lock")
 
+    def _checked_target(self) -> Path:
+        """:attr:`target`, after refusing a symlink the running user should not follow.
+
+        The rule of the kernel's ``protected_symlinks``, applied whatever the sysctl
+        says: a symlink is followed only if it belongs to the user running modelboard
+        or to the owner of the folder it is in. Root then never writes through a link
+        another user planted (``/tmp/models.json -> /etc/app.json``), and an operator's
+        own link keeps being written through to its target.
+        """
+        path = self.path
+        for _hop in range(_MAX_SYMLINKS):
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                raise ConfigurationError(f"cannot look at it: {exc.strerror}",
+                                         path=str(path)) from None
+            if not stat.S_ISLNK(status.st_mode):
+                break
+            try:
+                folder_owner = os.stat(path.parent).st_uid
+                link = os.readlink(path)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot follow the symlink: {exc.strerror}",
+                                         path=str(path)) from None
+            if status.st_uid not in (os.geteuid(), folder_owner):
+                raise ConfigurationError(
+                    f"is a symlink owned by {user_name(status.st_uid)}, who is neither you "
+                    "nor the owner of its folder; refusing to follow it", path=str(path))
+            path = path.parent / link
+        else:
+            raise ConfigurationError("too many levels of symlinks", path=str(self.path))
+        return Path(os.path.realpath(path))
+
     # -- reading --------------------------------------------------------------------------
-    def _read(self, path: Path) -> bytes | None:
+    def _read_beside(self, folder_path: Path, name: str, limit: int) -> bytes | None:
+        """The bytes of ``name`` in ``folder_path`` (bounded, never followed); None if absent."""
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            with Folder(folder_path) as folder:
+                return folder.read(name, limit)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except IsADirectoryError:
-            raise ConfigurationError("is a folder, not a file", path=str(path)) from None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read: {exc.strerror}", path=str(path)) from None
+
+    def _read_data(self) -> bytes | None:
+        target = self._checked_target()
+        return self._read_beside(target.parent, target.name, MAX_DOCUMENT_BYTES)
 
     def _state_from_bytes(self, data: bytes, location: str, *,
                           codec: DocumentCodec | None = None) -> StoredState:
@@ -169,7 +210,7 @@ class FileBackend:
         return _digest(data)
 
     def token(self) -> object:
-        data = self._read(self.path)
+        data = self._read_data()
         if data is None:
             return None
         token = self._token_of(data)
@@ -178,14 +219,24 @@ class FileBackend:
         return token
 
     def load(self) -> StoredState:
-        data = self._read(self.path)
+        data = self._read_data()
         if data is None:
             return StoredState({}, _EMPTY_REVISION, token=None, exists=False)
-        return self._state_from_bytes(data, self.location, codec=self._codec)
+        state = self._state_from_bytes(data, self.location, codec=self._codec)
+        self._seen(len(state.selections))
+        return state
+
+    def _seen(self, count: int) -> None:
+        self._last_seen = (datetime.now(UTC), count)
 
     def load_backup(self) -> StoredState | None:
-        backup = self.backup_path
-        data = self._read(backup)
+        target = self._checked_target()
+        backup = _backup_path_of(target)
+        try:
+            data = self._read_beside(target.parent, backup.name, MAX_DOCUMENT_BYTES)
+        except ConfigurationError as exc:
+            log.warning("backup is not usable: %s", exc)
+            return None
         if data is None:
             return None
         try:
@@ -195,74 +246,118 @@ class FileBackend:
             return None
 
     def quarantine(self) -> str | None:
-        """Copy the current (unreadable) file aside as ``<name>.corrupt-<UTC time>``."""
+        """Copy the current (unreadable) file aside as ``<name>.corrupt-<UTC time>``.
+
+        The copy is streamed, so an over-size file is copied too, up to the size it had
+        when opened (a file still growing cannot fill the disk through this).
+        """
         if self.read_only:
             return None
-        data = self._read(self.path)
-        if data is None:
+        target = self._checked_target()
+        try:
+            folder = Folder(target.parent)
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        target = self.target
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        aside = target.with_name(f"{target.name}.corrupt-{stamp}")
-        self._write_atomically(aside, data, durable=True)
-        self._quarantined = _digest(data)
-        return str(aside)
+        with folder:
+            try:
+                fd = folder.open(target.name)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read: {exc.strerror}",
+                                         path=str(target)) from None
+            if fd is None:
+                return None
+            try:
+                status = os.fstat(fd)
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                aside = f"{target.name}.corrupt-{stamp}"
+                self._write_new(folder, aside, _copier(fd, status.st_size, str(target)),
+                                Ownership.of(status), durable=True)
+            finally:
+                os.close(fd)
+        self._quarantined = _identity(status)
+        return str(target.with_name(aside))
 
     # -- writing --------------------------------------------------------------------------
-    def _lock_for(self, target: Path) -> _WritersLock:
-        lock = self._file_locks.get(target)
-        if lock is None:
-            lock = _WritersLock(target.with_name(target.name + ".lock"), LOCK_TIMEOUT_S)
-            self._file_locks[target] = lock
-        return lock
-
     def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
-               base: StoredState) -> StoredState | None:
+               base: StoredState, create: bool = False) -> StoredState | None:
+        """See :meth:`Backend.commit`; ``create`` starts a missing file from empty on purpose.
+
+        Without ``create``, a missing file is refused when this store, the backup or the
+        history shows that selections existed (see :meth:`_refuse_lost_file`).
+        """
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
-        target = self.target
-        try:
-            if not target.parent.is_dir():  # a stat; mkdir would fail and raise every time
-                target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create folder: {exc.strerror}",
-                                     path=str(target.parent)) from None
-        with self._thread_lock:
+        for _attempt in range(COMMIT_ATTEMPTS):
+            target = self._checked_target()
             try:
-                self._lock_for(target).acquire(poll_interval=LOCK_POLL_S)
-            except LockTimeout:
-                raise ConfigurationError(
-                    f"another writer has held the lock for over {LOCK_TIMEOUT_S:.0f} s",
-                    path=str(self.lock_path)) from None
+                if not target.parent.is_dir():  # a stat; mkdir would fail and raise every time
+                    target.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
-                                         path=str(self.lock_path)) from None
-            try:
-                return self._commit_locked(target, change, base)
-            finally:
-                self._lock_for(target).release()
+                raise ConfigurationError(f"cannot create folder: {exc.strerror}",
+                                         path=str(target.parent)) from None
+            with self._thread_lock, Folder(target.parent) as folder:
+                try:
+                    return self._commit_in(folder, target, change, base, create)
+                except _ChangedMeanwhile:
+                    continue  # someone wrote in the gap: start again from what is there
+                except OSError as exc:  # what the steps did not word themselves
+                    raise ConfigurationError(f"cannot write: {exc.strerror}; nothing was "
+                                             "written", path=self.location) from None
+        raise ConfigurationError(
+            f"the file changed under every one of {COMMIT_ATTEMPTS} attempts to write it "
+            "(is the lock file being deleted?); nothing was written", path=self.location)
 
-    def _commit_locked(self, target: Path,
+    def _commit_in(self, folder: Folder, target: Path,
+                   change: Callable[[Mapping[str, Selection]], Commit | None],
+                   base: StoredState, create: bool) -> StoredState | None:
+        name = target.name
+        seen = folder.lstat(name)
+        like = Ownership.of(seen) if seen is not None and stat.S_ISREG(seen.st_mode) \
+            else Ownership.private()
+        lock = _WritersLock(folder, name + ".lock", like, LOCK_TIMEOUT_S)
+        lock.acquire(poll_interval=LOCK_POLL_S)
+        try:
+            return self._commit_locked(folder, target, lock, change, base, create)
+        finally:
+            lock.release()
+
+    def _commit_locked(self, folder: Folder, target: Path, lock: _WritersLock,
                        change: Callable[[Mapping[str, Selection]], Commit | None],
-                       base: StoredState) -> StoredState | None:
-        self._sweep_temp_files(target)
-        data = self._read(target)
+                       base: StoredState, create: bool) -> StoredState | None:
+        name = target.name
+        self._sweep_temp_files(folder, name)
+        fd = folder.open(name)
+        seen: os.stat_result | None = None
+        data: bytes | None = None
+        if fd is not None:
+            try:
+                seen = os.fstat(fd)
+                if _identity(seen) != self._quarantined:
+                    data = read_bounded(fd, MAX_DOCUMENT_BYTES, str(target))
+            finally:
+                os.close(fd)
+        like = Ownership.of(seen) if seen is not None else lock.like_data
         current: Mapping[str, Selection]
-        if data is None:
-            current = base.selections  # a deleted file: build on the last good state
+        if seen is None:
+            if not create:
+                self._refuse_lost_file(folder, target, base)
+            current = {}  # nothing says selections existed: a first write
+        elif data is None:
+            current = base.selections  # unreadable, but copied aside at start-up
+            data = b""  # (not the empty document: its revision is unknown)
         elif self._token_of(data) == base.token:
             current = base.selections  # unchanged since we loaded it: no need to parse
         else:
-            try:
-                current = self._codec.parse(data, path=self.location)
-            except ConfigurationError:
-                if _digest(data) != self._quarantined:
-                    raise
-                current = base.selections  # already copied aside at start-up
+            current = self._codec.parse(data, path=self.location)
         result = change(current)
         if result is None:
             return None
         rendered = self._codec.render(result.selections)
+        if len(rendered) > MAX_DOCUMENT_BYTES:
+            raise ConfigurationError(
+                f"the change would make the file {len(rendered) / 1e6:.1f} MB, over the "
+                f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB that readers accept; nothing "
+                "was written", path=self.location)
         revision = revision_of_bytes(rendered)
         # Write-ahead: the history lines are appended and synced before the rename, so a
         # change never reaches the file without them (see core/history.py).
@@ -271,7 +366,7 @@ class FileBackend:
         append: Callable[[], Callable[[], None]] | None = None
         if result.history:
             file_revision = self._revision_now(data, current, base)
-            history = self._history_of(target)
+            history = self.history
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
                                    result.history[0].actor)
@@ -281,17 +376,27 @@ class FileBackend:
 
             def append() -> Callable[[], None]:
                 return history.append(entries, tail)
-            try:
-                self._write_atomically(target, rendered, durable=True, before_rename=append)
-            finally:
-                tail.close()
-        else:
-            self._write_atomically(target, rendered, durable=True)
+
+        def unchanged_since_read() -> bool:
+            # Compare before rename: a deleted lock file, a git checkout or a hand edit
+            # since we read the file makes this write start over instead of undoing it.
+            # A lock file deleted meanwhile is taken again at its name first (waiting for
+            # whoever took the new one), so that no writer is between its own check and
+            # rename now: this check and the rename are then as good as under the lock.
+            for _again in range(COMMIT_ATTEMPTS):
+                if lock.still_held():
+                    return _same_file(seen, folder.lstat(name))
+                lock.take_again(poll_interval=LOCK_POLL_S)
+            return False
+
+        self._write_new(folder, name, rendered, like, durable=True,
+                        before_rename=append, check=unchanged_since_read)
         self._quarantined = None
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)
+        self._seen(len(result.selections))
         try:
-            self._refresh_backup(rendered, _backup_path_of(target))
+            self._refresh_backup(folder, name + ".bak", rendered, like)
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
         return StoredState(result.selections, revision, token=token)
@@ -344,7 +449,8 @@ class FileBackend:
 
         empty = StoredState({}, _EMPTY_REVISION, token=None, exists=False)
         try:
-            stored = self.commit(only_if_empty, base=empty)
+            # create: the history just copied says selections existed, and they are these.
+            stored = self.commit(only_if_empty, base=empty, create=True)
         except BaseException:
             with contextlib.suppress(OSError):
                 history_path.unlink()  # leave nothing behind
@@ -352,100 +458,170 @@ class FileBackend:
         assert stored is not None
         return stored
 
-    def _refresh_backup(self, data: bytes, path: Path) -> None:
+    def _refuse_lost_file(self, folder: Folder, target: Path, base: StoredState) -> None:
+        """Refuse to start a missing file from empty when selections existed.
+
+        ``git checkout`` (unlink, then create), ``rm`` and an unfinished restore leave a
+        moment, or for ever, with no file: a write then would silently drop every
+        provider and lock. The evidence: this store's last load, the backup, the history.
+        """
+        evidence: str | None = None
+        if base.exists and base.selections:
+            when = self._last_seen[0] if self._last_seen else None
+            evidence = f"this store last saw it {_when(when)} with {len(base.selections)} " \
+                "selections"
+        else:
+            backup = self.load_backup()
+            if backup is not None and backup.selections:
+                status = folder.lstat(_backup_path_of(target).name)
+                when = datetime.fromtimestamp(status.st_mtime, UTC) if status else None
+                evidence = f"its backup holds {len(backup.selections)} selections " \
+                    f"(written {_when(when)})"
+            else:
+                history = folder.lstat(_history_path_of(target).name)
+                if history is not None and stat.S_ISREG(history.st_mode) and history.st_size:
+                    evidence = "its history records changes (the last one " \
+                        f"{_when(datetime.fromtimestamp(history.st_mtime, UTC))})"
+        if evidence is not None:
+            raise ConfigurationError(
+                f"file is missing, but {evidence}; nothing was written: run 'modelboard "
+                "restore' to bring back the last backup, or 'modelboard init' to start an "
+                "empty file on purpose", path=self.location)
+
+    def create_empty(self) -> bool:
+        """Create the file with no selections if it is missing; False if it exists."""
+        created = False
+
+        def empty(current: Mapping[str, Selection]) -> Commit | None:
+            nonlocal created
+            if current or created:
+                return None
+            created = True
+            return Commit({}, ())
+
+        exists = self._read_data() is not None
+        if exists:
+            return False
+        self.commit(empty, base=StoredState({}, _EMPTY_REVISION, token=None, exists=False),
+                    create=True)
+        return created
+
+    def _refresh_backup(self, folder: Folder, name: str, data: bytes, like: Ownership) -> None:
         """Overwrite the backup in place with ``data``.
 
         Measured on ext4: a new file renamed over the backup cost a third of a whole
         write (a new inode, its blocks allocated and the old ones freed), rewriting the
         same file's pages a twentieth of that. The backup is only read after the data
         file turned out corrupt, and then parsed like any file, so a backup torn by a
-        crash is refused, never trusted. Anything but a plain file of one link (a symlink,
-        a hard link elsewhere) is replaced as a new file instead, never written through.
+        crash is refused, never trusted. Anything but a plain file of one link (a
+        symlink, a FIFO, a hard link elsewhere) is replaced as a new file instead, never
+        written through and never waited on.
         """
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError:
-            self._write_atomically(path, data, durable=False)
-            return
-        try:
-            status = os.fstat(fd)
-            if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.ftruncate(fd, len(data))
-                return
+            fd = folder.open_or_create(name, like)
+        except ConfigurationError:
+            fd = None  # not a regular file: replaced below
         except OSError as exc:
-            raise ConfigurationError(f"cannot write: {exc.strerror}", path=str(path)) from None
-        finally:
-            os.close(fd)
-        self._write_atomically(path, data, durable=False)
+            raise ConfigurationError(f"cannot write: {exc.strerror}",
+                                     path=folder.where(name)) from None
+        if fd is not None:
+            try:
+                if os.fstat(fd).st_nlink == 1:
+                    _write_all(fd, data)
+                    os.ftruncate(fd, len(data))
+                    return
+            except OSError as exc:
+                raise ConfigurationError(f"cannot write: {exc.strerror}",
+                                         path=folder.where(name)) from None
+            finally:
+                os.close(fd)
+        self._write_new(folder, name, data, like, durable=False)
 
-    def _sweep_temp_files(self, target: Path) -> None:
-        """Remove temp files of writers killed mid-write (safe: we hold the lock)."""
+    def _sweep_temp_files(self, folder: Folder, name: str) -> None:
+        """Remove temp files of writers killed mid-write (safe: we hold the lock).
+
+        Only this file's own: ``.<name>.tmp-<16 hex digits>`` matched exactly, so the
+        sweep of ``models.json`` never touches ``models.json.staging``'s writes.
+        """
         if self._swept_temp_files:
             return
         self._swept_temp_files = True
+        ours = re.compile(re.escape(f".{name}.tmp-") + "[0-9a-f]{16}")
         try:
-            for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-                leftover.unlink(missing_ok=True)
+            for leftover in folder.names():
+                if ours.fullmatch(leftover):
+                    folder.unlink(leftover)
         except OSError as exc:
             log.debug("could not sweep temp files: %s", exc)
 
-    def _write_atomically(self, target: Path, data: bytes, *, durable: bool,
-                          before_rename: Callable[[], Callable[[], None]] | None = None,
-                          ) -> None:
+    def _write_atomically(self, target: Path, data: bytes, *, durable: bool) -> None:
+        """Replace ``target`` with ``data`` (see :meth:`_write_new`), like the data file."""
+        with Folder(target.parent) as folder:
+            data_file = folder.lstat(self.target.name) \
+                if self.target.parent == target.parent else None
+            like = Ownership.of(data_file) if data_file is not None and \
+                stat.S_ISREG(data_file.st_mode) else Ownership.private()
+            self._write_new(folder, target.name, data, like, durable=durable)
+
+    def _write_new(self, folder: Folder, name: str, data: bytes | Callable[[int], None],
+                   like: Ownership, *, durable: bool,
+                   before_rename: Callable[[], Callable[[], None]] | None = None,
+                   check: Callable[[], bool] | None = None) -> None:
         """Temp file in the same folder, fsync, rename over, fsync the folder.
 
-        The file's mode (and owner, when root) is kept; a new file gets 0600.
-        ``before_rename`` runs once the temp file is synced (it may refuse by raising);
-        what it returns undoes it if the rename then fails.
+        ``data`` is the bytes, or a function that writes them to the descriptor it is
+        given. The temp file is created exclusively and given ``like``'s owner, group and
+        mode before any data goes in. ``before_rename`` runs once the temp file is synced
+        (it may refuse by raising); what it returns undoes it if the rename does not
+        happen. ``check``, when given, is asked after that, just before the rename; False
+        (the file changed since it was read) raises _ChangedMeanwhile.
         """
+        where = folder.where(name)
+        temp: str | None = None
         try:
-            existing = os.stat(target)
-            mode, owner = stat.S_IMODE(existing.st_mode), (existing.st_uid, existing.st_gid)
-        except FileNotFoundError:
-            mode, owner = 0o600, None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot write: {exc.strerror}", path=str(target)) from None
-        temp_path: str | None = None
-        try:
-            fd, temp_path = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                             dir=target.parent)
-            with os.fdopen(fd, "wb") as temp:
-                temp.write(data)
-                temp.flush()
-                os.fchmod(temp.fileno(), mode)
-                if owner is not None and os.geteuid() == 0:
-                    os.fchown(temp.fileno(), *owner)
+            temp = f".{name}.tmp-{secrets.token_hex(8)}"
+            fd = folder.create(temp, like)
+            try:
+                if isinstance(data, bytes):
+                    _write_all(fd, data)
+                else:
+                    data(fd)
                 if durable:
-                    os.fsync(temp.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             undo = before_rename() if before_rename is not None else None
             try:
-                os.replace(temp_path, target)
-            except OSError:
+                if check is not None and not check():
+                    raise _ChangedMeanwhile
+                folder.replace(temp, name)
+            except BaseException:
                 if undo is not None:
                     undo()
                 raise
-            temp_path = None
+            temp = None
+        except FileNotFoundError:
+            # Our temp file was swept by a writer that believed it held the lock (a
+            # deleted lock file): start again.
+            raise _ChangedMeanwhile from None
         except OSError as exc:
             reason = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
                 else exc.strerror
             raise ConfigurationError(f"cannot write: {reason}; the previous file is intact",
-                                     path=str(target)) from None
+                                     path=where) from None
         finally:
-            if temp_path is not None:
+            if temp is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(temp_path)
+                    folder.unlink(temp)
         if durable:
             try:
-                _fsync_folder(target.parent)
+                _fsync_folder(folder)
             except OSError as exc:
                 # The new file is in place and every reader sees it: the write happened
                 # (some filesystems cannot sync a folder at all); only whether the rename
                 # survives a power loss is in doubt.
                 log.warning("%s: written, but the folder could not be synced: %s",
-                            target, exc.strerror)
+                            where, exc.strerror)
 
     # -- history --------------------------------------------------------------------------
     def read_history(self, provider: str | None = None,
@@ -552,46 +728,52 @@ class FileBackend:
                         break  # a folder appeared or went, or the symlink moved: re-arm
 
     def close(self) -> None:
-        self._file_locks.clear()
+        pass
 
 
-class LockTimeout(Exception):
-    """Another writer held the writers' lock for longer than the timeout."""
-
-
-def _filelock(path: Path, timeout: float) -> filelock.BaseFileLock:
-    # Imported only where flock is missing: filelock (and what it imports) is a sixth of
-    # `modelboard get`'s start, which never writes (measured with -X importtime).
-    import filelock
-
-    return filelock.FileLock(path, timeout=timeout)
+class _ChangedMeanwhile(Exception):
+    """The data file changed between the read under the lock and the rename: start over."""
 
 
 class _WritersLock:
-    """The writers' lock: ``flock`` on the lock file beside the data file.
+    """The writers' lock: ``flock`` on ``<name>.lock`` beside the data file.
 
     It is the lock filelock takes (``flock`` on the same file, which filelock also leaves
     in place), so the two exclude each other, without filelock's bookkeeping: measured
     100 µs per acquire and release with filelock 4.3 against 2 µs here, at 1,000
     providers more than rendering the changed entry, joining and hashing the document.
     Where ``flock`` is missing (no fcntl, a filesystem without it) filelock takes over.
+
+    The lock file takes the data file's owner and group, and read and write bits only
+    for those who may write the data file (``flock`` works on a read-only descriptor, so
+    a reader able to open it could hold off every writer); one owned by a user who
+    cannot write the data file is refused. The holder writes who it is into the file
+    (pid, host, actor, since when), so that a writer that gives up can say who held it.
     """
 
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
+    def __init__(self, folder: Folder, name: str, like_data: Ownership,
+                 timeout: float) -> None:
+        self.folder = folder
+        self.name = name
+        self.like_data = like_data
         self.timeout = timeout
         self._fd: int | None = None
-        self._fallback: filelock.BaseFileLock | None = \
-            _filelock(path, timeout) if fcntl is None else None
+        self._identity: tuple[int, int] | None = None
+        self._older: list[int] = []  # lock files taken before, deleted while we held them
+        self._fallback: filelock.BaseFileLock | None = None
+
+    @property
+    def where(self) -> str:
+        return self.folder.where(self.name)
 
     def acquire(self, *, poll_interval: float) -> None:
-        """Wait for the lock; LockTimeout after ``timeout``, OSError if it cannot be had."""
-        if self._fallback is not None:
-            self._acquire_fallback(poll_interval)
+        """Wait for the lock; ConfigurationError after ``timeout`` or if it cannot be had."""
+        if fcntl is None:
+            self._take_fallback(poll_interval)
             return
         deadline = time.monotonic() + self.timeout
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = self._open()
             try:
                 while True:
                     try:
@@ -599,44 +781,170 @@ class _WritersLock:
                         break
                     except BlockingIOError:
                         if time.monotonic() >= deadline:
-                            raise LockTimeout(str(self.path)) from None
+                            raise ConfigurationError(
+                                f"another writer has held the lock for over "
+                                f"{self.timeout:.0f} s ({_holder_of(fd)}); nothing was "
+                                "written", path=self.where) from None
                         time.sleep(poll_interval)  # how filelock waits too: flock has no timeout
                 # A lock file deleted (and maybe created again) while we waited: a lock on
                 # the old inode excludes nobody, so take the one at the path now.
-                with contextlib.suppress(FileNotFoundError):
-                    held, current = os.fstat(fd), os.stat(self.path)
-                    if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
-                        self._fd, fd = fd, -1
-                        return
+                held = os.fstat(fd)
+                self._identity = (held.st_dev, held.st_ino)
+                if self.still_held():
+                    self._fd, fd = fd, -1
+                    self._record_holder(self._fd)
+                    return
             except OSError as exc:
                 if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                    raise
-                self._fallback = _filelock(self.path, self.timeout)
-                self._acquire_fallback(poll_interval)
+                    raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
+                                             path=self.where) from None
+                self._take_fallback(poll_interval)
                 return
             finally:
                 if fd >= 0:
                     os.close(fd)
 
-    def _acquire_fallback(self, poll_interval: float) -> None:
+    def _open(self) -> int:
+        like = self.like_data.for_lock()
+        try:
+            fd = self.folder.open_or_create(self.name, like, os.O_RDWR, vet=self._vet)
+        except PermissionError as exc:
+            status = self.folder.lstat(self.name)
+            owner = f" (it belongs to {user_name(status.st_uid)}, mode " \
+                f"{stat.S_IMODE(status.st_mode):04o})" if status is not None else ""
+            raise ConfigurationError(f"cannot take the lock: {exc.strerror}{owner}",
+                                     path=self.where) from None
+        except ConfigurationError:
+            raise
+        except OSError as exc:
+            raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
+                                     path=self.where) from None
+        status = os.fstat(fd)
+        open_to = stat.S_IMODE(status.st_mode) & 0o066 & ~like.mode
+        if status.st_gid != like.gid:
+            open_to |= stat.S_IMODE(status.st_mode) & 0o060
+        if open_to:
+            # Another member's lock file we may not change: it must not let in more users
+            # than the data file does.
+            os.close(fd)
+            raise ConfigurationError(
+                f"is open to users who cannot write the data file (mode "
+                f"{stat.S_IMODE(status.st_mode):04o}, owned by {user_name(status.st_uid)}); "
+                "refusing to use it as the writers' lock (its owner or root can remove it)",
+                path=self.where)
+        return fd
+
+    def _vet(self, status: os.stat_result) -> None:
+        """Refuse a lock file whose owner could not write the data file (a planted one)."""
+        if status.st_uid in (os.geteuid(), 0) or self.like_data.can_write(status.st_uid):
+            return
+        raise ConfigurationError(
+            f"is owned by {user_name(status.st_uid)}, who cannot write the data file; "
+            "refusing to use it as the writers' lock (its owner or root can remove it)",
+            path=self.where)
+
+    def take_again(self, *, poll_interval: float) -> None:
+        """Also take the lock file now at the name (ours was deleted), keeping ours."""
+        if self._fd is not None:
+            self._older.append(self._fd)
+            self._fd = None
+        self.acquire(poll_interval=poll_interval)
+
+    def still_held(self) -> bool:
+        """Whether the lock file at the name is still the one we hold (not deleted or replaced)."""
+        if self._fallback is not None:
+            return True
+        status = self.folder.lstat(self.name)
+        return status is not None and (status.st_dev, status.st_ino) == self._identity
+
+    def _record_holder(self, fd: int) -> None:
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "actor": default_actor(),
+                             "since": datetime.now(UTC).isoformat(timespec="seconds")},
+                            sort_keys=True).encode() + b"\n"
+        try:
+            os.pwrite(fd, record, 0)
+            os.ftruncate(fd, len(record))
+        except OSError as exc:  # who holds it is for messages only
+            log.debug("%s: could not record the lock's holder: %s", self.where, exc.strerror)
+
+    def _take_fallback(self, poll_interval: float) -> None:
+        # Imported only where flock is missing: filelock (and what it imports) is a sixth
+        # of `modelboard get`'s start, which never writes (measured with -X importtime).
         import filelock
 
-        assert self._fallback is not None
+        self._fallback = filelock.FileLock(self.where, timeout=self.timeout)
         try:
             self._fallback.acquire(poll_interval=poll_interval)
         except filelock.Timeout:
-            raise LockTimeout(str(self.path)) from None
+            raise ConfigurationError(f"another writer has held the lock for over "
+                                     f"{self.timeout:.0f} s", path=self.where) from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
+                                     path=self.where) from None
 
     def release(self) -> None:
-        if self._fd is None:
-            if self._fallback is not None:
-                self._fallback.release()
-            return
-        fd, self._fd = self._fd, None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        if self._fallback is not None:
+            self._fallback.release()
+        held = [*self._older, *([self._fd] if self._fd is not None else [])]
+        self._fd, self._older = None, []
+        for fd in held:
+            try:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)  # nobody holds it now
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+def _holder_of(fd: int) -> str:
+    """Who holds the lock, as its holder recorded it in the lock file."""
+    try:
+        record = json.loads(os.pread(fd, 4096, 0))
+        return one_line(f"held by pid {record['pid']} on {record['host']} as "
+                        f"{record['actor']} since {record['since']}")
+    except (OSError, ValueError, TypeError, KeyError):
+        return "its holder did not say who it is"
+
+
+def _same_file(before: os.stat_result | None, now: os.stat_result | None) -> bool:
+    """Whether ``now`` is still the file ``before`` was (or both are missing)."""
+    if before is None or now is None:
+        return before is None and now is None
+    return (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
+            before.st_ctime_ns) == (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns,
+                                    now.st_ctime_ns)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def _copier(source: int, size: int, where: str) -> Callable[[int], None]:
+    """A writer of ``source``'s first ``size`` bytes, in pieces, for _write_new."""
+    def copy(fd: int) -> None:
+        left = size
+        while left > 0:
+            try:
+                chunk = os.read(source, min(left, 1 << 20))
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read: {exc.strerror}", path=where) from None
+            if not chunk:
+                break
+            _write_all(fd, chunk)
+            left -= len(chunk)
+    return copy
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _when(moment: datetime | None) -> str:
+    return "at an unknown time" if moment is None else \
+        f"at {moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
 
 
 def _history_path_of(target: Path) -> Path:
@@ -647,9 +955,5 @@ def _backup_path_of(target: Path) -> Path:
     return target.with_name(target.name + ".bak")
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _fsync_folder(folder: Folder) -> None:
+    folder.fsync()

@@ -127,6 +127,7 @@ def test_a_folder_that_cannot_be_created_is_one_line(modelboard: Modelboard) -> 
 # command imports lazily (argparse's gettext and locale) is imported before the drop.
 AS_NOBODY = textwrap.dedent(f"""
     import gettext, locale, os, sys
+    import shutil  # argparse imports it lazily too
     from modelboard.core.cli import main
     os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})
     sys.exit(main(sys.argv[1:]))

@@ -76,8 +76,8 @@ CORPUS = [
     BadFile("padded-model", b'{"openai": " gpt-4"}', "leading or trailing spaces", (1, 2)),
     BadFile("lone-surrogate", b'{"openai": {"model_name": "gpt-4", "note": "\\ud800"}}',
             "lone surrogate", (1, 2)),
-    BadFile("huge", b'{"openai": {"model_name": "gpt-4", "pad": "' + b"x" * (50 * 1024 * 1024)
-            + b'"}}', "the limit is 32 MiB", None),
+    BadFile("huge", b'{"openai": {"model_name": "gpt-4", "pad": "' + b"x" * (33 * 1024 * 1024)
+            + b'"}}', "is over 32 MiB", None),
 ]
 
 

@@ -101,7 +101,7 @@ HARNESS = textwrap.dedent("""
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         folder = os.listdir(os.path.dirname(path))
-        temp_files_left += any(name.endswith(".tmp") for name in folder)
+        temp_files_left += any(".tmp-" in name for name in folder)
         acks = b""
         while chunk := os.read(read_end, 65536):
             acks += chunk
@@ -129,7 +129,7 @@ HARNESS = textwrap.dedent("""
     # One more clean write sweeps the temp files of writers killed mid-write.
     store = open_store(path, catalog=catalog)
     store.set_model_selection("left", "c-final")
-    leftovers = sorted(n for n in os.listdir(os.path.dirname(path)) if n.endswith(".tmp"))
+    leftovers = sorted(n for n in os.listdir(os.path.dirname(path)) if ".tmp-" in n)
     marked = sum(r.get("action") == "not-applied" for r in history.records())
     verified = history.verify()
     print(json.dumps({"kills": kills, "last": acknowledged, "problems": problems,

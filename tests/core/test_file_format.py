@@ -194,12 +194,15 @@ def test_sweeping_temp_files_spares_other_files_whose_names_match_as_a_pattern(
         tmp_path: Path) -> None:
     # "[1]" in a name is a glob character class: ".sel[1].json.*.tmp" would match the
     # temp file another writer of sel1.json, holding its own lock, is writing right now.
-    others_write = tmp_path / ".sel1.json.abc123.tmp"
+    others_write = tmp_path / ".sel1.json.tmp-0123456789abcdef"
     others_write.write_text("{}\n")
-    killed_writer = tmp_path / ".sel[1].json.def456.tmp"
+    # sel[1].json.staging's temp file starts like sel[1].json's: matched exactly, it is spared.
+    staging_write = tmp_path / ".sel[1].json.staging.tmp-0123456789abcdef"
+    staging_write.write_text("{}\n")
+    killed_writer = tmp_path / ".sel[1].json.tmp-fedcba9876543210"
     killed_writer.write_text("{")
 
     open_store(tmp_path / "sel[1].json").set_model_selection("openai", "gpt-4o")
 
-    assert others_write.exists()
+    assert others_write.exists() and staging_write.exists()
     assert not killed_writer.exists()
