@@ -129,7 +129,29 @@ class FileBackend:
     def history(self) -> HistoryFile:
         """The history file (and its rotated segments) of the file written to."""
         return HistoryFile(self.history_path, rotate_bytes=self.history_rotate_bytes,
-                           keep_segments=self.history_keep_segments)
+                           keep_segments=self.history_keep_segments, opener=self._open_sidecar)
+
+    def _open_sidecar(self, path: Path, flags: int, _mode: int) -> int:
+        """Open a file beside the data file as core/safefiles does: never followed, never
+        blocking, a regular file only; created with the data file's owner, group and mode."""
+        with Folder(path.parent) as folder:
+            if not flags & os.O_CREAT:
+                fd = folder.open(path.name, flags)
+                if fd is None:
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+                return fd
+            data_file = folder.lstat(self.target.name)
+            like = Ownership.of(data_file) if data_file is not None and \
+                stat.S_ISREG(data_file.st_mode) else Ownership.private()
+            fd = folder.open_or_create(path.name, like,
+                                       flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
+            if flags & os.O_TRUNC:
+                try:
+                    os.ftruncate(fd, 0)
+                except BaseException:
+                    os.close(fd)
+                    raise
+            return fd
 
     @property
     def backup_path(self) -> Path:
