@@ -826,8 +826,23 @@ class _WritersLock:
                 if fd >= 0:
                     os.close(fd)
 
+    @property
+    def twin(self) -> str:
+        """A second, hidden name of the lock file: the lock's identity survives ``rm`` of it."""
+        return f".{self.name}"
+
+    def _link(self, source: str, target: str) -> None:
+        """A hard link of ``source`` (never followed) at ``target``, if it can be made."""
+        with contextlib.suppress(OSError):  # missing, there already, or not allowed: fine
+            os.link(source, target, src_dir_fd=self.folder.fd, dst_dir_fd=self.folder.fd,
+                    follow_symlinks=False)
+
     def _open(self) -> int:
         like = self.like_data.for_lock()
+        if self.folder.lstat(self.name) is None:
+            # Deleted (as "stale", maybe while held): bring back the same inode from its
+            # twin, so that the writers waiting on it and those to come exclude each other.
+            self._link(self.twin, self.name)
         try:
             fd = self.folder.open_or_create(self.name, like, os.O_RDWR, vet=self._vet)
         except PermissionError as exc:
@@ -854,6 +869,11 @@ class _WritersLock:
                 f"{stat.S_IMODE(status.st_mode):04o}, owned by {user_name(status.st_uid)}); "
                 "refusing to use it as the writers' lock (its owner or root can remove it)",
                 path=self.where)
+        twin = self.folder.lstat(self.twin)
+        if twin is None or (twin.st_dev, twin.st_ino) != (status.st_dev, status.st_ino):
+            if twin is not None and twin.st_nlink == 1:
+                self.folder.unlink(self.twin)  # the twin of a lock file deleted for good
+            self._link(self.name, self.twin)
         return fd
 
     def _vet(self, status: os.stat_result) -> None:
@@ -873,10 +893,11 @@ class _WritersLock:
         self.acquire(poll_interval=poll_interval)
 
     def still_held(self) -> bool:
-        """Whether the lock file at the name is still the one we hold (not deleted or replaced)."""
+        """Whether the lock file at the name (or, if that was deleted, at its twin) is still
+        the one we hold: a new writer then takes this same one."""
         if self._fallback is not None:
             return True
-        status = self.folder.lstat(self.name)
+        status = self.folder.lstat(self.name) or self.folder.lstat(self.twin)
         return status is not None and (status.st_dev, status.st_ino) == self._identity
 
     def _record_holder(self, fd: int) -> None:
