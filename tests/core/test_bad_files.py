@@ -159,9 +159,9 @@ def test_folder_where_the_file_should_be(data_file: Path) -> None:
     with pytest.raises(ConfigurationError, match="is a folder, not a file"):
         store.set_model_selection("openai", "gpt-4o")
     assert data_file.is_dir() and (data_file / "keep.txt").read_text() == "mine"
-    # Only the writers' lock file appeared beside it; no data file, backup or history.
+    # Only the writers' lock file (and its twin) appeared; no data file, backup or history.
     assert sorted(p.name for p in data_file.parent.iterdir()) == [
-        "model_selections.json", "model_selections.json.lock"]
+        ".model_selections.json.lock", "model_selections.json", "model_selections.json.lock"]
 
 
 def test_corrupt_file_at_start_up_recovers_from_the_last_good_backup(data_file: Path) -> None:

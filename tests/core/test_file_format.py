@@ -158,8 +158,9 @@ def test_files_beside_the_data_file(data_file: Path) -> None:
     store = open_store(data_file)
     store.set_model_selection("openai", "gpt-4o")
     names = sorted(p.name for p in data_file.parent.iterdir())
-    assert names == ["model_selections.history.jsonl", "model_selections.json",
-                     "model_selections.json.bak", "model_selections.json.lock"]
+    assert names == [".model_selections.json.lock", "model_selections.history.jsonl",
+                     "model_selections.json", "model_selections.json.bak",
+                     "model_selections.json.lock"]
     assert data_file.with_name("model_selections.json.bak").read_bytes() == data_file.read_bytes()
 
 

@@ -127,7 +127,9 @@ def test_full_disk_simulated_by_a_file_size_limit(data_file: Path) -> None:
     data_file.parent.mkdir(parents=True)
     # Fields from a newer version are kept on rewrite, so the next write is as big.
     data_file.write_text(json.dumps({"openai": {"model_name": "gpt-4o", "notes": "x" * 6000}}))
-    data_file.with_name("model_selections.json.lock").touch()  # as an earlier write left it
+    lock = data_file.with_name("model_selections.json.lock")
+    lock.touch()  # as an earlier write left it, with its twin
+    os.link(lock, data_file.with_name(".model_selections.json.lock"))
     before = snapshot_folder(data_file.parent)
 
     result = attempt_write(data_file, preexec_fn=_limit_file_size)
