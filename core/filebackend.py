@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 from .actor import default_actor
 from .backend import Commit, StoredState
-from .errors import ConfigurationError, ReadOnlyError, one_line
+from .errors import ConfigurationError, ReadOnlyError
 from .fileformat import (
     MAX_DOCUMENT_BYTES,
     DocumentCodec,
@@ -944,8 +944,9 @@ def _holder_of(fd: int) -> str:
     """Who holds the lock, as its holder recorded it in the lock file."""
     try:
         record = json.loads(os.pread(fd, 4096, 0))
-        return one_line(f"held by pid {record['pid']} on {record['host']} as "
-                        f"{record['actor']} since {record['since']}")
+        # Whatever it says stays on one line: ConfigurationError escapes the message.
+        return (f"held by pid {record['pid']} on {record['host']} as {record['actor']} "
+                f"since {record['since']}")
     except (OSError, ValueError, TypeError, KeyError):
         return "its holder did not say who it is"
 
