@@ -113,6 +113,7 @@ class FileBackend:
         #: When this store last saw the file, and with how many selections.
         self._last_seen: tuple[datetime, int] | None = None
         self.history_rotate_bytes = history_rotate_bytes
+        self._histories: dict[Path, HistoryFile] = {}
         self.history_keep_segments = history_keep_segments
 
     # -- paths ----------------------------------------------------------------------------
@@ -128,8 +129,16 @@ class FileBackend:
     @property
     def history(self) -> HistoryFile:
         """The history file (and its rotated segments) of the file written to."""
-        return HistoryFile(self.history_path, rotate_bytes=self.history_rotate_bytes,
-                           keep_segments=self.history_keep_segments, opener=self._open_sidecar)
+        return self._history_of(self.target)
+
+    def _history_of(self, target: Path) -> HistoryFile:
+        history = self._histories.get(target)
+        if history is None:
+            history = HistoryFile(_history_path_of(target), rotate_bytes=self.history_rotate_bytes,
+                                  keep_segments=self.history_keep_segments,
+                                  opener=self._open_sidecar)
+            self._histories[target] = history
+        return history
 
     def _open_sidecar(self, path: Path, flags: int, _mode: int) -> int:
         """Open a file beside the data file as core/safefiles does: never followed, never
@@ -386,9 +395,10 @@ class FileBackend:
         # A commit without history lines is a copy of another store's state and history
         # (migrate): the history copied already ends at this document.
         append: Callable[[], Callable[[], None]] | None = None
+        close_tail: Callable[[], None] = lambda: None  # noqa: E731
         if result.history:
             file_revision = self._revision_now(data, current, base)
-            history = self.history
+            history = self._history_of(target)
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
                                    result.history[0].actor)
@@ -398,6 +408,7 @@ class FileBackend:
 
             def append() -> Callable[[], None]:
                 return history.append(entries, tail)
+            close_tail = tail.close
 
         def unchanged_since_read() -> bool:
             # Compare before rename: a deleted lock file, a git checkout or a hand edit
@@ -411,8 +422,11 @@ class FileBackend:
                 lock.take_again(poll_interval=LOCK_POLL_S)
             return False
 
-        self._write_new(folder, name, rendered, like, durable=True,
-                        before_rename=append, check=unchanged_since_read)
+        try:
+            self._write_new(folder, name, rendered, like, durable=True,
+                            before_rename=append, check=unchanged_since_read)
+        finally:
+            close_tail()
         self._quarantined = None
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)
