@@ -103,15 +103,16 @@ def test_a_full_disk_refuses_the_write_and_leaves_no_fragment(tmp_path: Path) ->
         data_file = mount / "model_selections.json"
         store = open_store(data_file, catalog=ANY)
         store.set_model_selection("openai", "gpt-4o")
-        # Fill the disk, then free one page: each write's temp file takes it and gives
-        # the old file's back at the rename, and the history's appends fill its last
-        # page, until one needs a page more: that append fails half-way.
+        # Fill the disk, then free two pages: the lock file takes one while it is held
+        # (its holder's record), each write's temp file the other, giving the old file's
+        # back at the rename; the history's appends fill its last page, until one needs
+        # a page more: that append fails half-way.
         fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
         try:
             while True:
                 os.write(fd, b"x" * 4096)
         except OSError:
-            os.ftruncate(fd, os.fstat(fd).st_size // 4096 * 4096 - 4096)
+            os.ftruncate(fd, os.fstat(fd).st_size // 4096 * 4096 - 8192)
         finally:
             os.close(fd)
         refusal = None
@@ -277,6 +278,8 @@ def test_the_newest_lines_of_a_million_line_history_are_read_from_the_end(
     with history_of(data_file).open("wb") as history:
         for _ in range(100):
             history.write(block)
+    # The file exists, empty (a history beside a missing file makes writes refuse).
+    assert store_with(data_file).backend.create_empty()
     store = store_with(data_file, history_rotate_bytes=2**40)
     for n in range(5):
         store.set_model_selection("openai", f"gpt-4o-{n}", reason=f"n{n}")
