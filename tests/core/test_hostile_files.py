@@ -532,7 +532,7 @@ def test_a_write_past_the_size_limit_is_refused_and_readers_keep_working(
 
     with pytest.raises(ConfigurationError) as refused:
         store.set_model_selection("right", "a-model-name-that-takes-the-file-past-the-limit")
-    assert "64 MiB" in str(refused.value) and "nothing was written" in str(refused.value)
+    assert "32 MiB" in str(refused.value) and "nothing was written" in str(refused.value)
     assert data.read_bytes() == before
     fresh = open_store(data, catalog=ANY)
     assert fresh.load_error is None and fresh.get_model_selection("left").model_name == "c"
@@ -542,11 +542,11 @@ def test_an_over_size_file_at_start_up_is_reported_loudly(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / NAME
     with open(data, "wb") as stream:
-        stream.truncate(65 * 1024 * 1024)        # sparse: costs no disk
+        stream.truncate(33 * 1024 * 1024)        # sparse: costs no disk
     store = open_store(data, catalog=ANY)
     assert isinstance(store.load_error, ConfigurationError)
-    assert "64 MiB" in str(store.load_error)
-    assert any(r.levelno >= logging.ERROR and "64 MiB" in r.getMessage()
+    assert "32 MiB" in str(store.load_error)
+    assert any(r.levelno >= logging.ERROR and "32 MiB" in r.getMessage()
                for r in caplog.records)
 
 
