@@ -13,7 +13,7 @@ import tempfile
 import timeit
 from pathlib import Path
 
-from bench.common import Figure, provider_names, sample_document
+from bench.common import Figure, any_model_catalog, provider_names, sample_document
 
 PROVIDERS = 1_000
 TARGET_RATIO = 3.0
@@ -26,7 +26,7 @@ def run(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder:
         path = Path(folder) / "model_selections.json"
         path.write_bytes(sample_document(PROVIDERS))
-        store = open_store(path, read_only=True)
+        store = open_store(path, catalog=any_model_catalog(PROVIDERS), read_only=True)
         models = {provider: selection.model_name
                   for provider, selection in store.get_all_selections().items()}
         order = provider_names(PROVIDERS)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, median, raw_atomic_write, sample_document
+from bench.common import Figure, any_model_catalog, median, raw_atomic_write, sample_document
 
 WARM_PROVIDERS = 10_000
 #: Provider counts of the cold load, each with its target ratio to the floor.
@@ -60,7 +60,7 @@ def _warm(rounds: int) -> Figure:
     with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder:
         path = Path(folder) / "model_selections.json"
         path.write_bytes(document)
-        store = open_store(path, read_only=True)
+        store = open_store(path, catalog=any_model_catalog(WARM_PROVIDERS), read_only=True)
         warm: list[float] = []
         floors: list[float] = []
         for index in range(rounds):
@@ -89,9 +89,10 @@ def _cold(count: int, rounds: int, target: float) -> Figure:
         path.write_bytes(document)
         cold: list[float] = []
         floors: list[float] = []
+        catalog = any_model_catalog(count)  # the sample providers are all served
         for _ in range(rounds):  # alternating, so both see the same machine
             start = time.perf_counter()
-            fresh = open_store(path, read_only=True)
+            fresh = open_store(path, catalog=catalog, read_only=True)
             cold.append(time.perf_counter() - start)
             if len(fresh.snapshot) != count:
                 raise AssertionError("the cold load did not load every provider")

@@ -66,7 +66,7 @@ async def _settle(pilot: Any) -> None:
 
 async def _ours(data_file: Path, count: int, changes: int
                 ) -> tuple[float, list[float], list[float], bool]:
-    store = open_store(data_file, read_only=True)
+    store = open_store(data_file, catalog=any_model_catalog(count), read_only=True)
     try:
         start = time.perf_counter()
         app = ModelboardApp(store, cursor_blink=False)

@@ -4,13 +4,14 @@ A proxy imports this on its request path::
 
     from modelboard.core import open_store
     store = open_store(watch=True)                # config/model_selections.json
-    model = store.get_model_selection("openai")   # a dict lookup; None if unset
+    model = store.model_for("openai", "gpt-4o-mini")  # a dict lookup; the default if unset
 
 Nothing here imports textual or rich.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from .catalog import Catalog, ProviderSpec
@@ -36,12 +37,17 @@ from .opening import (
 )
 from .rules import UNSET, Operation, Outcome, Refusal
 from .service import ModelConfigService
+from .serving import EntryProblem
 from .store import SelectionStore, Transaction
 
 try:
     __version__ = version("modelboard")  # pyproject.toml is the one place it is written
 except PackageNotFoundError:  # imported from a checkout that was never installed
     __version__ = "0+unknown"
+
+# A library logs, the application decides where to: without logging configured, nothing
+# reaches stderr (Python's last-resort handler would print bare lines).
+logging.getLogger("modelboard").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATALOG_ENV_VAR",
@@ -52,6 +58,7 @@ __all__ = [
     "ChangeEvent",
     "ConfigurationError",
     "ConflictError",
+    "EntryProblem",
     "HistoryEntry",
     "LockedError",
     "ModelConfigService",

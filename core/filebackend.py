@@ -58,7 +58,7 @@ from .safefiles import Folder, Ownership, read_bounded, user_name
 
 __all__ = ["FileBackend"]
 
-log = logging.getLogger("modelboard")
+log = logging.getLogger(__name__)
 
 #: Milliseconds between looks at the file events: a change is seen one to two steps after
 #: it happens, and an idle watcher wakes up once a step (see the README for what it costs).

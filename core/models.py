@@ -209,8 +209,11 @@ def diff_snapshots(old: Mapping[str, Selection],
 class ChangeEvent:
     """What subscribers receive: the old and new snapshots and what changed.
 
-    When the backend holds something that could not be loaded, ``error`` says why;
-    then ``old is new`` (the last good snapshot stays) and ``changes`` is empty.
+    ``old``, ``new`` and ``changes`` describe the stored state (what an editor shows);
+    ``served`` is what the store serves after the event (``store.snapshot``), which
+    differs from ``new`` only where the catalog rejects a stored entry. When the backend
+    holds something that could not be loaded, ``error`` says why; then ``old is new``
+    (the last good snapshot stays) and ``changes`` is empty.
     """
 
     old: Snapshot
@@ -218,6 +221,7 @@ class ChangeEvent:
     changes: tuple[ProviderChange, ...]
     error: Exception | None = None
     source: Literal["local", "external"] = "external"
+    served: Snapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from .models import HistoryEntry, Selection
 __all__ = ["DEFAULT_KEY", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisUnavailableError",
            "mask_password"]
 
-log = logging.getLogger("modelboard")
+log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "modelboard"
 #: Entries kept in the history stream (older ones are trimmed, approximately).

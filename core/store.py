@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from . import fleet, rules, versions
 from .actor import default_actor
@@ -40,17 +43,20 @@ from .models import (
     utc_now,
 )
 from .rules import UNSET, Operation
+from .serving import EntryProblem, derive_served
 from .text import strip_controls
 
 __all__ = ["UNSET", "Operation", "SelectionStore", "Transaction"]
 
-log = logging.getLogger("modelboard")
+log = logging.getLogger(__name__)
 
 
 Subscriber = Callable[[ChangeEvent], None]
 #: Longest start_watching waits for the watch to be armed, and stop_watching for it to end.
 WATCH_START_TIMEOUT_S = 10.0
 _EMPTY = Snapshot({}, revision_of_bytes(render_document({})))
+#: Problems logged one by one per install; more are summed up in one line.
+_LOGGED_PROBLEMS = 20
 
 
 class Transaction:
@@ -111,48 +117,109 @@ def _clean_text(text: str | None) -> str | None:
 class SelectionStore:
     """Per-provider model selections over a backend (a file by default).
 
-    Open one with :func:`modelboard.core.open_store`.
+    Open one with :func:`modelboard.core.open_store`. Two views: ``snapshot`` is what a
+    proxy serves (per provider, the last value that passed validation), and
+    ``stored_snapshot`` is exactly what is stored (what an editor shows and writes build
+    on). They differ only where ``problems()`` says why.
     """
 
     def __init__(self, backend: Backend, *, catalog: Catalog | None = None,
                  actor: str | None = None, report: bool = True,
                  reader_name: str | None = None) -> None:
         self._backend = backend
-        self.catalog = catalog if catalog is not None else Catalog.default()
+        self._catalog = catalog if catalog is not None else Catalog.default()
         self.actor = _clean_text(actor) or default_actor()
         self._snapshot = _EMPTY
+        self._stored = _EMPTY
+        self._problems: dict[str, EntryProblem] = {}
+        #: provider -> the model its newest model-changing history entry set (None for a
+        #: remove), read once per install that needs it (see ``_vouched``).
+        self._newest_set: dict[str, str | None] | None = None
         self._state = StoredState({}, _EMPTY.revision, token=None, exists=False)
         #: Why the stored state could not be loaded the last time it was read; None if it was.
         self.load_error: ConfigurationError | None = None
         #: Set when start-up found a corrupt file and recovered: what happened.
         self.recovery_notice: str | None = None
-        self._state_lock = threading.RLock()
+        #: When the served state was last loaded successfully (UTC); None before that.
+        self.loaded_at: datetime | None = None
+        self._arm_threads()
         self._subscribers: tuple[Subscriber, ...] = ()
-        self._events: queue.SimpleQueue[ChangeEvent | None] = queue.SimpleQueue()
-        self._dispatcher: threading.Thread | None = None
-        self._watch_lock = threading.Lock()
         self._watch_users = 0
-        self._watch_thread: threading.Thread | None = None
-        self._watch_stop = threading.Event()
-        self._watch_ready = threading.Event()
         self._load_at_start()
         #: The heartbeat that tells the fleet what this store serves (see core/fleet.py).
         self._reporter = fleet.reporter_for(self, report=report, reader_name=reader_name)
         self._fleet: fleet.Fleet | None = None
+        _STORES.add(self)
+
+    def _arm_threads(self) -> None:
+        """Fresh locks, queue and thread slots (at creation, and in a forked child)."""
+        self._state_lock = threading.RLock()
+        self._events: queue.SimpleQueue[ChangeEvent | None] = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
+        self._watch_lock = threading.Lock()
+        self._watch_thread: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._watch_ready = threading.Event()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has none of the parent's threads: start its own.
+
+        Locks another thread held at the fork would stay held forever in the child, so
+        they are made anew; a store that was watching watches again (without waiting,
+        since this runs inside ``fork()``), and subscribers get a dispatcher again.
+        """
+        watching = self._watch_thread is not None
+        self._arm_threads()
+        after_fork = getattr(self._backend, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
+        if self._subscribers:
+            self._start_dispatcher()
+        if watching:
+            users, self._watch_users = self._watch_users, 0
+            self.start_watching(wait=False)
+            self._watch_users = users
+        log.debug("%s: re-armed after fork in process %d", self.location, os.getpid())
 
     # -- reading (the proxy's hot path) -----------------------------------------------------
     @property
     def snapshot(self) -> Snapshot:
-        """The current state; hold on to it for a consistent view across several reads."""
+        """What the proxy serves; hold on to it for a consistent view across several reads.
+
+        Per provider, the last stored value that passed validation in this process (see
+        ``problems()`` for entries served in place of, or despite, the catalog). Its
+        revision is that of the stored state it was derived from.
+        """
         return self._snapshot
+
+    @property
+    def stored_snapshot(self) -> Snapshot:
+        """Exactly what is stored, valid or not (what an editor shows)."""
+        return self._stored
 
     def get_model_selection(self, provider: str) -> Selection | None:
-        """The provider's selection, or None. A dict lookup: no lock, no I/O."""
+        """The provider's served selection, or None. A dict lookup: no lock, no I/O."""
         return self._snapshot._selections.get(provider)
 
+    def model_for(self, provider: str, default: str) -> str:
+        """The model to use for ``provider``: the served selection's, else ``default``."""
+        selection = self._snapshot._selections.get(provider)
+        return default if selection is None else selection.model_name
+
     def get_all_selections(self) -> Mapping[str, Selection]:
-        """Every selection, as a read-only mapping that never changes under you."""
+        """Every served selection, as a read-only mapping that never changes under you."""
         return self._snapshot
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: Catalog) -> None:
+        """A new catalog re-judges every stored entry; served values it rejects stay (drift)."""
+        with self._state_lock:
+            self._catalog = catalog
+            self._serve(self._stored, stored_before=None)
 
     @property
     def read_only(self) -> bool:
@@ -171,9 +238,29 @@ class SelectionStore:
         """False until something has been stored (a file not yet created)."""
         return self._state.exists
 
+    def problems(self) -> tuple[EntryProblem, ...]:
+        """Stored entries the catalog rejects, each with what is served for its provider."""
+        return tuple(self._problems.values())
+
     def warnings(self) -> list[str]:
-        """Selections the catalog does not know (loaded anyway; fix them when you can)."""
-        return self.catalog.problems(self._snapshot)
+        """One line per stored entry the catalog rejects (see ``problems()``)."""
+        return [problem.reason for problem in self._problems.values()]
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able health record, for a proxy's health endpoint."""
+        kind = type(self._backend).__name__.removesuffix("Backend").lower() or "custom"
+        return {
+            "backend": kind,
+            "location": self.location,
+            "revision": self._snapshot.revision,
+            "providers": len(self._snapshot),
+            "loaded_at": self.loaded_at.isoformat() if self.loaded_at is not None else None,
+            "load_error": str(self.load_error) if self.load_error is not None else None,
+            "warnings": self.warnings(),
+            "problems": [problem.to_json() for problem in self._problems.values()],
+            "watching": self.watching,
+            "pid": os.getpid(),
+        }
 
     def history(self, provider: str | None = None, *,
                 limit: int | None = None) -> list[HistoryEntry]:
@@ -199,6 +286,60 @@ class SelectionStore:
         return versions.rollback(self, number, reason=reason, include_locked=include_locked,
                                  actor=actor)
 
+    # -- serving ----------------------------------------------------------------------------
+    def _serve(self, stored: Snapshot, *, stored_before: Snapshot | None) -> None:
+        """Install ``stored`` and derive what is served from it; log problems that change."""
+        self._newest_set = None  # the history may have grown since the last install
+        served, found = derive_served(
+            stored, catalog=self._catalog, served_before=self._snapshot,
+            stored_before=stored_before, problems_before=self._problems,
+            vouched=self._vouched)
+        problems = {problem.provider: problem for problem in found}
+        new = [problem for provider, problem in problems.items()
+               if (before := self._problems.get(provider)) is None
+               or _problem_key(before) != _problem_key(problem)]
+        for problem in new[:_LOGGED_PROBLEMS]:
+            log.warning("%s: %s", self.location, problem.describe())
+        if len(new) > _LOGGED_PROBLEMS:
+            log.warning("%s: and %d more entries the catalog rejects (see problems())",
+                        self.location, len(new) - _LOGGED_PROBLEMS)
+        cleared = [provider for provider in self._problems if provider not in problems]
+        for provider in cleared[:_LOGGED_PROBLEMS]:
+            now = stored.get(provider)
+            what = f"serving {now.model_name}" if now is not None else "entry removed"
+            log.info("%s: %s: the entry is valid again (%s)", self.location, provider, what)
+        if len(cleared) > _LOGGED_PROBLEMS:
+            log.info("%s: and %d more entries are valid again or gone", self.location,
+                     len(cleared) - _LOGGED_PROBLEMS)
+        self._problems = problems
+        self._stored = stored
+        # With nothing rejected the two views are one object: no second copy of a large
+        # store, and a subscriber's ``event.new`` is ``store.snapshot``.
+        view = stored if not problems else Snapshot(served, stored.revision)
+        self._snapshot = view  # the one assignment readers see
+
+    def _vouched(self, provider: str, selection: Selection) -> bool:
+        """Did modelboard itself set this value (validated then), as its history shows?
+
+        The rule for catalog drift at start-up: the provider's newest model-changing
+        history entry (a set or a remove; locks do not change the model) set this very
+        model. A hand edit leaves no history, so a typo is never vouched for. The history
+        is read once per install, however many entries are rejected.
+        """
+        if self._newest_set is None:
+            newest: dict[str, str | None] = {}
+            lazy = getattr(self._backend, "iter_history", None)
+            try:
+                entries = lazy() if lazy is not None else iter(self._backend.read_history())
+                for entry in entries:
+                    if entry.action in ("set", "remove") and entry.provider not in newest:
+                        newest[entry.provider] = entry.new if entry.action == "set" else None
+            except ModelboardError as exc:
+                log.debug("%s: history unreadable (%s); no value is vouched for",
+                          self.location, exc)
+            self._newest_set = newest
+        return self._newest_set.get(provider) == selection.model_name
+
     # -- loading ----------------------------------------------------------------------------
     def _load_at_start(self) -> None:
         try:
@@ -221,8 +362,10 @@ class SelectionStore:
             log.error("%s", self.recovery_notice)
             state = backup if backup is not None else self._state
             state = replace(state, token=None)  # the file on disk is not this state
+        else:
+            self.loaded_at = datetime.now(UTC)
         self._state = state
-        self._snapshot = Snapshot(state.selections, state.revision)
+        self._serve(Snapshot(state.selections, state.revision), stored_before=None)
 
     def reload(self) -> Snapshot:
         """Re-read the backend now. A bad state raises ConfigurationError; the last good stays."""
@@ -262,21 +405,27 @@ class SelectionStore:
         log.warning("%s", error)
         if self._reporter is not None:
             self._reporter.poke()
-        self._publish(ChangeEvent(self._snapshot, self._snapshot, (), error, "external"))
+        self._publish(ChangeEvent(self._stored, self._stored, (), error, "external",
+                                  self._snapshot))
 
     def _install(self, state: StoredState, source: Literal["local", "external"]) -> None:
         recovered = self.load_error is not None
         self.load_error = None
-        old = self._snapshot
+        self.loaded_at = datetime.now(UTC)
+        if recovered:
+            log.info("%s: loaded again (revision %s); the load error is cleared",
+                     self.location, state.revision)
+        old = self._stored
         self._state = state
         if state.revision == old.revision and not recovered:
             return
         new = Snapshot(state.selections, state.revision)
-        self._snapshot = new  # the one assignment readers see
+        self._serve(new, stored_before=old)
         if self._reporter is not None:
             self._reporter.poke()
         if self._subscribers:  # the diff is for subscribers; without any, skip its O(n)
-            self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source))
+            self._publish(ChangeEvent(old, new, diff_snapshots(old, new), None, source,
+                                      self._snapshot))
 
     # -- writing ----------------------------------------------------------------------------
     def set_model_selection(self, provider: str, model_name: str, *, actor: str | None = None,
@@ -344,7 +493,7 @@ class SelectionStore:
             return
         with self._state_lock:
             base_state = self._state
-            base = self._snapshot
+            base = self._stored  # writes build on what is stored, not on what is served
             seen: list[Mapping[str, Selection]] = []
 
             def apply(current: Mapping[str, Selection]) -> Commit | None:
@@ -380,16 +529,19 @@ class SelectionStore:
         """
         with self._watch_lock:
             self._subscribers = (*self._subscribers, callback)
-            if self._dispatcher is None:
-                self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
-                                                    name="modelboard-dispatch")
-                self._dispatcher.start()
+            self._start_dispatcher()
 
         def unsubscribe() -> None:
             with self._watch_lock:
                 self._subscribers = tuple(s for s in self._subscribers if s is not callback)
 
         return unsubscribe
+
+    def _start_dispatcher(self) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = threading.Thread(target=self._dispatch, daemon=True,
+                                                name="modelboard-dispatch")
+            self._dispatcher.start()
 
     def _publish(self, event: ChangeEvent) -> None:
         if self._subscribers:
@@ -537,7 +689,7 @@ class SelectionStore:
 
     def __repr__(self) -> str:
         return (f"SelectionStore({self.location!r}, revision={self._snapshot.revision!r}, "
-                f"providers={len(self._snapshot)})")
+                f"providers={len(self._stored)})")
 
     # -- checking -----------------------------------------------------------------------------
     def check(self, operations: Sequence[Operation], *,
@@ -547,7 +699,7 @@ class SelectionStore:
         Every refusal is reported, not just the first (a write raises the first). The
         same rules as a write; only the state may have moved by the time one is made.
         """
-        snapshot = self._snapshot
+        snapshot = self._stored  # the rules judge what is stored, like a write
         return rules.apply(operations, snapshot, snapshot, self.catalog,
                            _clean_text(actor) or self.actor, utc_now())
 
@@ -559,3 +711,25 @@ class SelectionStore:
             return [error]
         return [ConfigurationError(problem, path=self.location)
                 for problem in self.catalog.problems(state.selections)]
+
+
+def _problem_key(problem: EntryProblem) -> tuple[str, str | None, str, str | None]:
+    """What makes a problem distinct: logged once per key, not on every reload."""
+    return (problem.provider, problem.stored.model_name if problem.stored else None,
+            problem.kind, problem.served.model_name if problem.served else None)
+
+
+#: Every open store, so that a forked child re-arms each one (weakly: closing is not needed).
+_STORES: weakref.WeakSet[SelectionStore] = weakref.WeakSet()
+
+
+def _rearm_after_fork() -> None:
+    for store in list(_STORES):
+        try:
+            store._after_fork_in_child()
+        except Exception:  # one store failing must not break the child or the others
+            log.exception("%s: could not re-arm after fork", store.location)
+
+
+os.register_at_fork(after_in_child=_rearm_after_fork)
+

@@ -88,7 +88,7 @@ def rollback(store: SelectionStore, number: int, *, reason: str | None, include_
     target = store.document_at(number)
     # Planned on what this store shows (what an operator confirmed), so a change made by
     # someone else since is a conflict, as for any write.
-    current = store.snapshot
+    current = store.stored_snapshot
     kept: list[str] = []
     why = f"rollback to {number}" + (f": {reason}" if reason else "")
     with store.transaction(actor=actor, reason=why) as tx:
@@ -108,7 +108,7 @@ def rollback(store: SelectionStore, number: int, *, reason: str | None, include_
                 tx.set_model_selection(provider, then.model_name)
             if then.locked:
                 tx.lock(provider, reason=then.lock_reason)
-    after = store.snapshot
+    after = store.stored_snapshot
     changes = diff_snapshots(current, after) if after.revision != current.revision else ()
     written = store.revisions(limit=1)[0].number if changes else None
     return Rollback(number, written, changes, tuple(kept))

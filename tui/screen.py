@@ -301,7 +301,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.table
         table.set_widths(ColumnWidths.for_width(self.app.size.width))
-        table.load(self.store.catalog, self.store.snapshot)
+        table.load(self.store.catalog, self.store.stored_snapshot)
         self.set_focus(table)
         self.query_one(FilterInput).display = False
         self._show_load_error(self.store.load_error)
@@ -800,7 +800,7 @@ class MainScreen(Screen[None]):
     def _saved(self, message: Saved) -> None:
         self._saves_in_flight -= 1
         change = message.change
-        self.table.apply(self.store.snapshot, change.providers())
+        self.table.apply(self.store.stored_snapshot, change.providers())
         if change.kind == "bulk":
             self.table.clear_marks()
         self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
@@ -813,7 +813,7 @@ class MainScreen(Screen[None]):
     def _save_failed(self, message: SaveFailed) -> None:
         self._saves_in_flight -= 1
         change, error = message.change, message.error
-        self.table.apply(self.store.snapshot, change.providers())
+        self.table.apply(self.store.stored_snapshot, change.providers())
         self._after_rows_changed()
         if isinstance(error, ConflictError) and change.kind in ("set", "remove"):
             self._resolve_conflict(change, error)

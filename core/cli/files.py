@@ -110,7 +110,7 @@ def _problems_in(target: str, session: Session, *, name: str) -> tuple[list[str]
     if target.startswith(REMOTE_SCHEMES):
         store = session.open(read_only=True, location=target)
         try:
-            return [str(problem) for problem in store.validate()], len(store.snapshot)
+            return [str(problem) for problem in store.validate()], len(store.stored_snapshot)
         finally:
             store.close()
     try:

@@ -23,7 +23,7 @@ def _warn_unknown(session: Session, store: SelectionStore) -> None:
 
 def cmd_list(session: Session) -> int:
     store = session.open_for_reading()
-    snapshot = store.snapshot
+    snapshot = store.stored_snapshot
     terminal = session.terminal
     providers = sorted(snapshot)
     if session.args.json:

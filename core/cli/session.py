@@ -31,6 +31,8 @@ EXIT_USAGE = 2
 #: What a shell reports for a process stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
+# The package's logger, not this module's: the command line is an application and
+# decides where every core module's lines go (they all log under "modelboard.").
 log = logging.getLogger("modelboard")
 
 

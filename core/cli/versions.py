@@ -97,7 +97,7 @@ def cmd_diff(session: Session) -> int:
     old = store.document_at(args.rev)
     new: Mapping[str, Selection]
     if args.rev2 is None:
-        new, other = store.snapshot, "now"
+        new, other = store.stored_snapshot, "now"
     else:
         new, other = store.document_at(args.rev2), f"revision {args.rev2}"
     changes = diff_snapshots(old, new)

@@ -414,7 +414,8 @@ def test_unknown_entries_load_with_warnings_writes_validate_what_they_change(
                                      "anthropic": "claude-3-opus"}))
     store = open_store(data_file)
     assert store.load_error is None
-    assert store.get_model_selection("openai").model_name == "gpt-9000"
+    assert store.stored_snapshot["openai"].model_name == "gpt-9000"   # stored as it is,
+    assert store.get_model_selection("openai") is None                # but never served
     warnings = store.warnings()
     assert len(warnings) == 2
     assert any("gpt-9000" in w for w in warnings) and any("acme" in w for w in warnings)

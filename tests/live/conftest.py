@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_support import Recorder, generation_document
+from live_support import PROVIDERS, Recorder, generation_document
 
 from modelboard.core import SelectionStore, open_store
+
+
+@pytest.fixture(autouse=True)
+def _generation_catalog(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog (for every store, in this process and in children) accepting the
+    generation models (``model-N``) for the providers the generation documents use
+    (the four bundled ones and ``provider-000`` to ``provider-099``), so
+    that what these tests write is what a store serves."""
+    path = tmp_path_factory.mktemp("catalog") / "catalog.json"
+    names = [*PROVIDERS, *(f"provider-{index:03d}" for index in range(100))]
+    path.write_text(json.dumps({"mode": "extend", "providers": {
+        provider: {"any_model": True} for provider in names}}))
+    monkeypatch.setenv("MODELBOARD_CATALOG", str(path))
 
 
 @pytest.fixture
