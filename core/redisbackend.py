@@ -15,12 +15,20 @@ and ``unix:///path/to/socket?db=0``). Under the key prefix (``key``, default
 - ``<key>:corrupt:<UTC time>`` — unreadable documents copied aside;
 - the pub/sub channel ``<key>:changes`` — ``<counter> <revision>`` after every write.
 
-A write is one compare-and-swap script: it stores the new document (with its backup,
-the counter, the history entries and the notification) only if the counter and the
-document are still those the change was computed on; otherwise it returns what is
-stored and the change is applied again on top of it. Pub/sub drops messages while a
-subscriber is disconnected, so the watcher resynchronises by counter whenever it
-(re)connects and every few seconds.
+A write is one compare-and-swap script: it checks that every key holds the type it
+should (refusing before changing anything), then stores the new document (with its
+backup, the counter, the history entries and the notification) only if the counter and
+the document are still those the change was computed on; otherwise it returns what is
+stored and the change is applied again on top of it.
+
+What a watcher compares is the counter *and* the SHA-1 of the document (computed by the
+server), so a hand edit with a plain ``SET`` is noticed too. It hears of changes through
+the channel and, where the server has keyspace notifications enabled, through the
+document's keyspace channel; where it has not, it polls every HAND_EDIT_POLL_S.
+
+A watching store keeps a last-known copy of the document on local disk (LOCAL_COPY_ENV,
+else ``$XDG_CACHE_HOME/modelboard/``), so that a proxy restarted during an outage starts
+from it instead of failing.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -63,6 +73,10 @@ SOCKET_TIMEOUT_S = 5.0
 COMMIT_TIMEOUT_S = 30.0
 #: How often the watcher checks for changes whose notification may have been lost.
 RESYNC_INTERVAL_S = 5.0
+#: How often it checks when the server sends no keyspace notifications (hand edits).
+HAND_EDIT_POLL_S = 0.5
+#: Where watching stores keep their last-known copies, unless ``?local_copy=`` says.
+LOCAL_COPY_ENV = "MODELBOARD_LOCAL_COPY_DIR"
 #: How long the watcher blocks for a message before checking ``stop``.
 POLL_S = 0.1
 #: Reconnection backoff of the watcher: first and longest wait.
@@ -132,8 +146,12 @@ class RedisKeys:
         return f"{self.prefix}:corrupt:{stamp}"
 
 
-def _split_location(location: str) -> tuple[str, str]:
-    """(the URL for redis-py, the key prefix): ``key`` is ours, the rest is redis-py's."""
+_OURS = ("key", "local_copy")
+
+
+def _split_location(location: str) -> tuple[str, str, str | None]:
+    """(the URL for redis-py, the key prefix, ``local_copy``): ``key`` and ``local_copy``
+    are ours, the rest is redis-py's."""
     prefix_and_path = location.partition("?")[0]
     pairs = parse_qsl(_parts(location)[2], keep_blank_values=True)
     prefixes = [value for name, value in pairs if name == "key"]
@@ -141,8 +159,42 @@ def _split_location(location: str) -> tuple[str, str]:
     if not prefix or not prefix.isprintable() or any(ch.isspace() for ch in prefix):
         raise ConfigurationError(f"key prefix {prefix!r} must be non-empty, printable and "
                                  "without spaces", path=mask_password(location))
-    rest = urlencode([(name, value) for name, value in pairs if name != "key"])
-    return prefix_and_path + (f"?{rest}" if rest else ""), prefix
+    copies = [value for name, value in pairs if name == "local_copy"]
+    rest = urlencode([(name, value) for name, value in pairs if name not in _OURS])
+    return prefix_and_path + (f"?{rest}" if rest else ""), prefix, \
+        (copies[-1] if copies else None)
+
+
+def default_local_copy(location: str) -> Path:
+    """Where a watching store on ``location`` (URL and key prefix) keeps its copy unless
+    told otherwise:
+    ``$MODELBOARD_LOCAL_COPY_DIR``, else ``$XDG_CACHE_HOME/modelboard``, else
+    ``~/.cache/modelboard``; one file per server, database and key prefix."""
+    folder = os.environ.get(LOCAL_COPY_ENV)
+    if not folder:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache")
+        folder = os.path.join(cache, "modelboard")
+    name = hashlib.sha1(mask_password(location).encode(), usedforsecurity=False).hexdigest()
+    return Path(folder) / f"redis-{name[:16]}.json"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file in the same folder, fsynced, renamed over ``path`` (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                 | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _digest(data: bytes) -> bytes:
@@ -167,7 +219,14 @@ class _Known:
 #: document are what the writer built on; else store, keep a backup, count, record the
 #: history, and announce ``<counter> <revision>``.
 _COMPARE_AND_SWAP = """
+for i, want in ipairs({'string', 'string', 'string', 'stream'}) do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= want and kind ~= 'none' then return {-1, KEYS[i], kind, want} end
+end
 local counter = redis.call('GET', KEYS[2]) or ''
+if counter ~= '' and not string.match(counter, '^%d+$') then
+  return {-2, KEYS[2], counter}
+end
 local document = redis.call('GET', KEYS[1])
 local digest = ''
 if document then digest = redis.sha1hex(document) end
@@ -182,6 +241,26 @@ for i = 7, #ARGV do
 end
 redis.call('PUBLISH', ARGV[5], new .. ' ' .. ARGV[4])
 return {1, new}
+"""
+
+
+#: What a reader (and a watcher's change check) needs, with the same type checks:
+#: ``{1, counter, document or sha1}``; ARGV[1] is ``document`` or ``digest``.
+_READ = """
+for i, want in ipairs({'string', 'string'}) do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= want and kind ~= 'none' then return {-1, KEYS[i], kind, want} end
+end
+local counter = redis.call('GET', KEYS[2]) or ''
+if counter ~= '' and not string.match(counter, '^%d+$') then
+  return {-2, KEYS[2], counter}
+end
+local document = redis.call('GET', KEYS[1])
+if ARGV[1] == 'digest' then
+  if document then return {1, counter, redis.sha1hex(document)} end
+  return {1, counter, ''}
+end
+return {1, counter, document}
 """
 
 
@@ -205,14 +284,23 @@ def _reason(exc: BaseException) -> str:
 class RedisBackend:
     """Selections in one Redis database under a key prefix; see the module docstring."""
 
-    def __init__(self, location: str, *, read_only: bool = False) -> None:
+    def __init__(self, location: str, *, read_only: bool = False,
+                 local_copy: str | os.PathLike[str] | None = None) -> None:
         #: The URL with the password masked: safe for messages, logs and screens.
         self.location = mask_password(location)
         self.read_only = read_only
         #: Entries the history stream keeps (older ones are trimmed).
         self.history_limit = HISTORY_LIMIT
-        url, prefix = _split_location(location)
+        url, prefix, copy_option = _split_location(location)
         self.keys = RedisKeys(prefix)
+        #: Where a watching store keeps its last-known copy (None: nowhere, ``local_copy=off``).
+        chosen = os.fspath(local_copy) if local_copy is not None else copy_option
+        self.local_copy: Path | None = (
+            None if chosen == "off" else Path(chosen) if chosen
+            else default_local_copy(f"{url}#{prefix}"))
+        self._keeping_copy = False
+        #: Why Redis could not be reached at start-up (the store starts from the copy).
+        self.unreachable_at_start: RedisUnavailableError | None = None
         self._where = f"{self.location} ({self.keys.document})"
         self._quarantined: bytes | None = None
         #: The document last read or written here, so that a write on top of it needs
@@ -227,11 +315,16 @@ class RedisBackend:
             raise ConfigurationError(f"not a usable Redis URL: {_reason(exc)}",
                                      path=self.location) from None
         self._compare_and_swap = self._client.register_script(_COMPARE_AND_SWAP)
+        self._read_script = self._client.register_script(_READ)
         try:
             self._client.ping()  # a wrong address or password is reported here, plainly
         except redis.RedisError as exc:
-            self._client.close()
-            raise self._unavailable(exc) from None
+            error = self._unavailable(exc)
+            outage = not isinstance(exc, redis.AuthenticationError | redis.ResponseError)
+            if not (outage and self.local_copy is not None and self.local_copy.is_file()):
+                self._client.close()
+                raise error from None
+            self.unreachable_at_start = error  # the store starts from the copy
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.location!r}, read_only={self.read_only})"
@@ -252,27 +345,76 @@ class RedisBackend:
                                      path=self.location)
 
     # -- reading --------------------------------------------------------------------------
-    def token(self) -> object:
+    def _wrong_type(self, reply: list[Any], consequence: str = "") -> ConfigurationError:
+        """The one clear error for a key holding what modelboard never stores there."""
+        key = _text(reply[1])
+        if reply[0] == -1:
+            what = f"{key} holds a {_text(reply[2])}, not a {_text(reply[3])}"
+        else:
+            what = f"{key} holds {_text(reply[2])[:40]!r}, not a whole number"
+        advice = "; delete or fix that key (modelboard recreates it)"
+        return ConfigurationError(what + (f"; {consequence}" if consequence else "") + advice,
+                                  path=self.location)
+
+    def _read(self, mode: str) -> tuple[int | None, bytes | None]:
+        """(counter, document) or (counter, the document's SHA-1 as bytes), type-checked."""
         try:
-            counter = self._client.get(self.keys.counter)
+            reply = list(self._read_script(keys=[self.keys.document, self.keys.counter],
+                                           args=[mode]))
         except redis.RedisError as exc:
             raise self._unavailable(exc) from None
-        return None if counter is None else int(counter)
+        if reply[0] != 1:
+            raise self._wrong_type(reply)
+        counter = _text(reply[1])
+        return (int(counter) if counter else None), _bytes(reply[2])
+
+    def token(self) -> object:
+        """The counter and the document's SHA-1: a plain ``SET`` by hand changes it too."""
+        counter, digest = self._read("digest")
+        return (counter, _text(digest) if digest else "")
 
     def _read_document(self) -> tuple[bytes | None, int | None]:
-        try:
-            document, counter = self._client.mget(self.keys.document, self.keys.counter)
-        except redis.RedisError as exc:
-            raise self._unavailable(exc) from None
-        return _bytes(document), (None if counter is None else int(counter))
+        counter, document = self._read("document")
+        return document, counter
 
     def load(self) -> StoredState:
         document, counter = self._read_document()
         if document is None:
-            return StoredState({}, _EMPTY_REVISION, token=counter, exists=False)
+            return StoredState({}, _EMPTY_REVISION, token=(counter, ""), exists=False)
         selections = self._parse(document, counter).selections
+        rendered = render_document(selections)
+        if self._keeping_copy and self.local_copy is not None:
+            self._keep_copy(rendered)
+        return StoredState(selections, revision_of_bytes(rendered),
+                           token=(counter, _sha1(document)))
+
+    def _keep_copy(self, rendered: bytes) -> None:
+        assert self.local_copy is not None
+        try:
+            if self._copied != _digest(rendered):
+                _write_atomically(self.local_copy, rendered)
+                self._copied = _digest(rendered)
+        except OSError as exc:
+            if self._copy_failed != str(exc):
+                log.warning("%s: cannot keep the local copy %s: %s", self.location,
+                            self.local_copy, exc.strerror or exc)
+            self._copy_failed = str(exc)
+
+    _copied: bytes | None = None
+    _copy_failed: str | None = None
+
+    def load_local_copy(self) -> StoredState | None:
+        """The last-known copy a watching store kept, if Redis was unreachable at start-up."""
+        if self.unreachable_at_start is None or self.local_copy is None:
+            return None
+        try:
+            data = self.local_copy.read_bytes()
+            selections = parse_document(data, path=str(self.local_copy))
+        except (OSError, ConfigurationError) as exc:
+            log.warning("%s: the local copy is not usable: %s", self.location, exc)
+            return None
         return StoredState(selections, revision_of_bytes(render_document(selections)),
-                           token=counter)
+                           token=None)
 
     def load_backup(self) -> StoredState | None:
         try:
@@ -297,13 +439,20 @@ class RedisBackend:
         aside = self.keys.corrupt(stamp)
         try:
             data = _bytes(self._client.get(self.keys.document))
-            if data is None:
-                return None
+            if data is None or self._readable(data):
+                return None  # what failed was another key (of the wrong type, say)
             self._client.set(aside, data, nx=True)
         except redis.RedisError as exc:
             raise self._unavailable(exc, "nothing was copied") from None
         self._quarantined = _digest(data)
         return f"{self.location} ({aside})"
+
+    def _readable(self, document: bytes) -> bool:
+        try:
+            parse_document(document, path=self._where)
+        except ConfigurationError:
+            return False
+        return True
 
     # -- writing --------------------------------------------------------------------------
     def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
@@ -318,7 +467,8 @@ class RedisBackend:
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
         known = self._known
-        belief = known if known is not None and known.counter == base.token else None
+        belief = known if known is not None and (known.counter, known.sha1) == base.token \
+            else None
         fresh = False
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
         attempt = 0
@@ -349,7 +499,12 @@ class RedisBackend:
                 new_counter = int(reply[1])
                 self._quarantined = None
                 self._known = _Known(new_counter, _sha1(rendered), result.selections)
-                return StoredState(result.selections, revision, token=new_counter)
+                if self._keeping_copy and self.local_copy is not None:
+                    self._keep_copy(rendered)
+                return StoredState(result.selections, revision,
+                                   token=(new_counter, _sha1(rendered)))
+            if reply[0] < 0:
+                raise self._wrong_type(reply, "nothing was written")
             # Someone wrote since: apply the change again on top of what the script saw.
             attempt += 1
             if time.monotonic() > deadline:
@@ -448,7 +603,7 @@ class RedisBackend:
                                      "was copied", path=self.location) from None
         except redis.RedisError as exc:
             raise self._unavailable(exc, "nothing was copied") from None
-        return StoredState(dict(selections), revision, token=counter)
+        return StoredState(dict(selections), revision, token=(counter, _sha1(rendered)))
 
     # -- history --------------------------------------------------------------------------
     def read_history(self, provider: str | None = None,
@@ -480,38 +635,73 @@ class RedisBackend:
             return None
 
     # -- watching -------------------------------------------------------------------------
-    def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
-        """Yield on every notification, on every (re)connection and every RESYNC_INTERVAL_S.
+    def _keyspace_channel(self) -> str | None:
+        """The document's keyspace channel if the server announces string writes there."""
+        try:
+            setting = self._client.config_get("notify-keyspace-events")
+        except redis.ResponseError:  # CONFIG refused (a managed server, an ACL): poll
+            return None
+        flags = _text(next(iter(dict(setting).values()), ""))
+        if "K" not in flags or not ("$" in flags or "A" in flags):
+            return None
+        database = self._client.connection_pool.connection_kwargs.get("db", 0)
+        return f"__keyspace@{database}__:{self.keys.document}"
 
-        The store compares the counter, so a yield with no change costs one GET.
+    def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
+        """Yield on every notification, on every (re)connection, and at each check.
+
+        The store compares the counter and the document's digest (one small script), so
+        a yield with no change costs one round trip. With keyspace notifications a hand
+        edit is announced like a write and the check runs every RESYNC_INTERVAL_S;
+        without them, every HAND_EDIT_POLL_S.
         """
+        if not self.read_only and self.local_copy is not None:
+            self._keeping_copy = True
+            if self._known is not None:
+                self._keep_copy(render_document(self._known.selections))
         backoff = BACKOFF_FIRST_S
+        lost = False
+        mode: str | None = None
         while not stop.is_set():
             pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(self.keys.channel)
-                while not stop.is_set():  # wait for the server to confirm the subscription
+                keyspace = self._keyspace_channel()
+                channels = [self.keys.channel, *([keyspace] if keyspace else [])]
+                pubsub.subscribe(*channels)
+                confirmed = 0
+                while not stop.is_set() and confirmed < len(channels):
                     message = pubsub.get_message(timeout=POLL_S)
                     if message is not None and message["type"] == "subscribe":
-                        break
-                else:
+                        confirmed += 1
+                if stop.is_set():
                     return
+                now = "keyspace notifications" if keyspace else \
+                    f"a check every {HAND_EDIT_POLL_S:g} s"
+                if now != mode:
+                    log.debug("%s: hand edits are noticed through %s", self.location, now)
+                    mode = now
+                if lost:
+                    log.debug("%s: Redis is reachable again", self.location)
+                    lost = False
                 armed.set()
                 backoff = BACKOFF_FIRST_S
+                interval = RESYNC_INTERVAL_S if keyspace else HAND_EDIT_POLL_S
                 yield  # resync: whatever changed while we were not subscribed
-                next_resync = time.monotonic() + RESYNC_INTERVAL_S
+                next_check = time.monotonic() + interval
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
                     if message is not None:
                         while pubsub.get_message(timeout=0) is not None:
                             pass  # a burst: one reload covers them all
                         yield
-                        next_resync = time.monotonic() + RESYNC_INTERVAL_S
-                    elif time.monotonic() >= next_resync:
+                        next_check = time.monotonic() + interval
+                    elif time.monotonic() >= next_check:
                         yield
-                        next_resync = time.monotonic() + RESYNC_INTERVAL_S
+                        next_check = time.monotonic() + interval
             except (redis.RedisError, OSError) as exc:
-                log.debug("%s: watcher lost Redis (%s); reconnecting in %.2f s",
+                # The store logs the outage (its load error) once, and its end.
+                lost = True
+                log.debug("%s: no Redis (%s); next attempt in %.2f s",
                           self.location, _reason(exc), backoff)
                 armed.set()  # the resync on reconnection reports whatever changes meanwhile
                 yield  # let the store notice (and show) the outage

@@ -346,7 +346,20 @@ class SelectionStore:
             state = self._backend.load()
         except ConfigurationError as error:
             if isinstance(error, BackendUnavailableError):
-                raise  # unreachable is not corrupt: nothing to copy aside or recover from
+                # Unreachable is not corrupt: nothing to copy aside. Start from the
+                # last-known copy a watching store kept, if the backend has one.
+                load_copy = getattr(self._backend, "load_local_copy", None)
+                copy = load_copy() if load_copy is not None else None
+                if copy is None:
+                    raise
+                self.load_error = error
+                self.recovery_notice = (f"{error}; started from the local copy "
+                                        f"{getattr(self._backend, 'local_copy', '')} "
+                                        f"(revision {copy.revision}); reconnecting")
+                log.warning("%s", self.recovery_notice)
+                self._state = copy
+                self._serve(Snapshot(copy.selections, copy.revision), stored_before=None)
+                return
             self.load_error = error
             kept = ""
             try:
