@@ -29,7 +29,7 @@ from bench.common import Figure
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 #: Benchmarks in figure order; a missing one is reported in the table, not skipped silently.
 EXPECTED = ("hot_path", "writes", "propagation", "reload", "tui_paint", "cli_start", "memory",
-            "writers", "redis", "fleet")
+            "writers", "redis", "fleet", "serving")
 _NOT_BENCHMARKS = {"run", "common"}
 
 

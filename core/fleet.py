@@ -64,7 +64,7 @@ __all__ = [
     "summary",
 ]
 
-log = logging.getLogger("modelboard")
+log = logging.getLogger(__name__)
 
 #: Seconds between heartbeats (``$MODELBOARD_HEARTBEAT_S`` overrides, e.g. in tests).
 HEARTBEAT_S = 5.0

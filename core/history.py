@@ -73,7 +73,7 @@ __all__ = [
     "stamp_entries",
 ]
 
-log = logging.getLogger("modelboard")
+log = logging.getLogger(__name__)
 
 ROTATE_BYTES = 64 * 1024 * 1024
 KEEP_SEGMENTS = 8

@@ -16,9 +16,20 @@ from .session import EXIT_OK, EXIT_REFUSED, Session
 __all__ = ["cmd_catalog", "cmd_get", "cmd_history", "cmd_list"]
 
 
-def _warn_unknown(session: Session, store: SelectionStore) -> None:
-    for problem in store.warnings():
-        session.terminal.note(f"{store.location}: warning: {problem}")
+def _warn_unknown(session: Session, store: SelectionStore, only: str | None = None) -> None:
+    """One line per stored entry the catalog rejects, saying what a proxy does with it."""
+    for problem in store.problems():
+        if only is not None and problem.provider != only:
+            continue
+        effect = ("still served (catalog drift: modelboard wrote it)" if problem.kind == "drift"
+                  else "not served: a proxy keeps its last valid value, else its default")
+        session.terminal.note(f"{store.location}: warning: {problem.reason}; {effect}")
+
+
+def _marked(store: SelectionStore) -> dict[str, str]:
+    """provider -> the mark ``list`` puts after a model the catalog rejects."""
+    return {problem.provider: "(drift)" if problem.kind == "drift" else "(invalid, not served)"
+            for problem in store.problems()}
 
 
 def cmd_list(session: Session) -> int:
@@ -26,10 +37,17 @@ def cmd_list(session: Session) -> int:
     snapshot = store.stored_snapshot
     terminal = session.terminal
     providers = sorted(snapshot)
+    marks = _marked(store)
     if session.args.json:
-        terminal.line(to_json([selection_to_dict(p, snapshot[p]) for p in providers]))
+        problems = {problem.provider: problem for problem in store.problems()}
+        terminal.line(to_json([
+            {**selection_to_dict(p, snapshot[p]),
+             **({"problem": {"kind": problems[p].kind, "reason": problems[p].reason}}
+                if p in problems else {})}
+            for p in providers]))
     elif providers:
-        rows = [(provider, selection.model_name, _lock_text(selection),
+        rows = [(provider, f"{selection.model_name} {marks[provider]}" if provider in marks
+                 else selection.model_name, _lock_text(selection),
                  time_text(selection.last_updated), selection.updated_by or "")
                 for provider in providers for selection in (snapshot[provider],)]
         headers = ("PROVIDER", "MODEL", "LOCK", "UPDATED (UTC)", "BY")
@@ -49,7 +67,8 @@ def _lock_text(selection: Selection) -> str:
 def cmd_get(session: Session) -> int:
     provider = session.args.provider
     store = session.open_for_reading()
-    selection = store.get_model_selection(provider)
+    selection = store.stored_snapshot.get(provider)  # what is stored; a warning says the rest
+    _warn_unknown(session, store, only=provider)
     if selection is None:
         hint = ""
         if provider not in session.catalog:

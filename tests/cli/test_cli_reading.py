@@ -59,13 +59,23 @@ def test_list_json_is_one_sorted_array_of_selections(modelboard: Modelboard) -> 
 
 
 def test_list_warns_about_selections_the_catalog_does_not_know(modelboard: Modelboard) -> None:
-    modelboard.write({"openai": "gpt-4o", "acme": "rocket-1"})
+    modelboard.write({"openai": "gpt-4oo", "acme": "rocket-1", "anthropic": "claude-3-haiku"})
 
     outcome = modelboard("list")
+    listed = modelboard("list", "--json")
+    got = modelboard("get", "openai")
 
     assert outcome.code == 0
-    assert "acme" in outcome.out
+    rows = {line.split()[0]: line for line in outcome.out.splitlines()[1:]}
+    assert "rocket-1 (invalid, not served)" in rows["acme"]
+    assert "gpt-4oo (invalid, not served)" in rows["openai"]
+    assert "(invalid" not in rows["anthropic"]
     assert "warning: unknown provider 'acme'" in outcome.err
+    typo = [line for line in outcome.err.splitlines() if "'gpt-4oo'" in line]
+    assert len(typo) == 1 and "not served: a proxy keeps its last valid value" in typo[0]
+    problems = {row["provider"]: row.get("problem") for row in listed.json()}
+    assert problems["openai"]["kind"] == "rejected" and problems["anthropic"] is None
+    assert got.out == "gpt-4oo\n" and "not served" in got.err   # what is stored, marked
 
 
 def test_reading_a_missing_file_shows_nothing_and_creates_nothing(modelboard: Modelboard) -> None:
