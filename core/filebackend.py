@@ -524,6 +524,50 @@ class FileBackend:
                 "restore' to bring back the last backup, or 'modelboard init' to start an "
                 "empty file on purpose", path=self.location)
 
+    def restore_backup(self, actor: str) -> tuple[StoredState, list[HistoryEntry]]:
+        """Make the data file what its backup holds, as a recorded change.
+
+        Works when the file is missing (the refusal of :meth:`_refuse_lost_file` says to
+        run this) or was copied aside as corrupt. Every provider that changes gets a
+        history line (``set``, ``remove``, ``lock`` or ``unlock``). Returns the state
+        written and those lines (none if the file already was the backup).
+        """
+        if self.read_only:
+            raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
+        backup = self.load_backup()
+        if backup is None:
+            raise ConfigurationError("no usable backup to restore from; nothing was written",
+                                     path=str(self.backup_path))
+        now = datetime.now(UTC)
+        lines: list[HistoryEntry] = []
+
+        def restore(current: Mapping[str, Selection]) -> Commit | None:
+            lines.clear()
+            for provider in sorted(set(current) | set(backup.selections)):
+                old, new = current.get(provider), backup.selections.get(provider)
+                if old == new:
+                    continue
+                if new is None:
+                    action = "remove"
+                elif old is None or old.model_name != new.model_name \
+                        or old.editable == new.editable:
+                    action = "set"
+                else:
+                    action = "unlock" if new.editable else "lock"
+                lines.append(HistoryEntry(
+                    time=now, actor=actor, provider=provider, action=action,
+                    old=old.model_name if old else None, new=new.model_name if new else None,
+                    revision="", reason=new.lock_reason if action == "lock" and new else None))
+            if not lines and self._read_data() is not None:
+                return None
+            return Commit(backup.selections, tuple(lines))
+
+        empty = StoredState({}, _EMPTY_REVISION, token=None, exists=False)
+        stored = self.commit(restore, base=empty, create=True)
+        if stored is None:
+            return backup, []
+        return stored, list(lines)
+
     def create_empty(self) -> bool:
         """Create the file with no selections if it is missing; False if it exists."""
         created = False

@@ -17,6 +17,7 @@ commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watc
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from .launch import cmd_serve, cmd_tui
 from .output import Terminal, shown
 from .parser import build_parser
 from .reading import cmd_catalog, cmd_get, cmd_history, cmd_list
+from .recovery import cmd_init, cmd_restore
 from .session import (
     EXIT_INTERRUPTED,
     EXIT_REFUSED,
@@ -59,6 +61,8 @@ COMMANDS: dict[str | None, Handler] = {
     "catalog": cmd_catalog,
     "migrate": cmd_migrate,
     "fleet": cmd_fleet,
+    "restore": cmd_restore,
+    "init": cmd_init,
     "serve": cmd_serve,
     "completion": cmd_completion,
     "log": cmd_log,
@@ -83,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--actor must be a non-empty name without control characters")
     if args.quiet and args.verbose:
         parser.error("-q and -v cannot be used together")
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal whose encoding cannot show a name (LC_ALL=en_US.ISO-8859-1 and a
+        # Chinese model name) gets it escaped, never a UnicodeEncodeError.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     terminal = Terminal(sys.stdout, sys.stderr, quiet=bool(args.quiet))
     try:
         preferences = with_preferences(args)

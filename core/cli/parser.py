@@ -242,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
                   exits 130; SIGTERM exits 0.""")
     sub.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    sub = command("restore", "bring back the last good backup of the selections file",
+                  """
+                  For a file that was deleted or went corrupt: the backup kept at the last
+                  good write becomes the file again, with a history line for every
+                  provider it changes. Writes refuse a missing file while the backup or
+                  the history shows selections existed, and say to run this.""")
+
+    sub = command("init", "create an empty selections file, on purpose",
+                  """
+                  Refused if the file exists. Use it to start again from nothing when a
+                  deleted file's selections are not wanted back (see restore).""")
+
     sub = command("catalog", "providers and the models each serves")
     sub.add_argument("provider", nargs="?", help="only this provider's models, one per line")
     sub.add_argument("--json", action="store_true", help="JSON instead of text")

@@ -579,3 +579,45 @@ def test_the_temp_sweep_never_touches_another_files_writes(tmp_path: Path) -> No
     out, _ = writer.communicate()
     assert sweeps > 50
     assert int(out) == 0, f"{out.strip()} writes of {staging.name} failed"
+
+
+# -- restore, init, output under any locale ------------------------------------------------------
+
+def test_restore_brings_the_backup_back_and_init_starts_empty_on_purpose(tmp_path: Path) -> None:
+    data = tmp_path / NAME
+    assert modelboard("set", "openai", "gpt-4o", file=data).returncode == 0
+    assert modelboard("lock", "openai", "--reason", "eval", file=data).returncode == 0
+    data.unlink()
+    assert modelboard("set", "xai", "grok-3", file=data).returncode == 1
+
+    restored = modelboard("restore", file=data)
+    assert restored.returncode == 0, restored.stderr
+    assert "restored 1 selection" in restored.stdout
+    stored = json.loads(data.read_text())
+    assert stored["openai"]["model_name"] == "gpt-4o" and stored["openai"]["editable"] is False
+    history = modelboard("history", "openai", "--json", file=data)
+    assert json.loads(history.stdout)[0]["new"] == "gpt-4o"   # recorded as a change
+    assert modelboard("set", "xai", "grok-3", file=data).returncode == 0
+
+    refused = modelboard("init", file=data)                   # a file exists: refused
+    assert refused.returncode == 1 and "already exists" in one_line(refused.stderr)
+    data.unlink()
+    (tmp_path / f"{NAME}.bak").unlink()
+    started = modelboard("init", file=data)
+    assert started.returncode == 0, started.stderr
+    assert json.loads(data.read_text()) == {}
+    assert modelboard("set", "xai", "grok-3", file=data).returncode == 0
+
+
+def test_output_under_a_latin_1_locale_escapes_what_it_cannot_show(tmp_path: Path) -> None:
+    if "en_us.iso88591" not in subprocess.run(["locale", "-a"], capture_output=True,
+                                               text=True).stdout.lower().replace("-", ""):
+        from hostile_support import running_in_ci
+        if running_in_ci():
+            pytest.fail("the en_US.ISO-8859-1 locale is missing (.ci/run generates it)")
+        pytest.skip("the en_US.ISO-8859-1 locale is not generated here")
+    data = tmp_path / NAME
+    assert modelboard("set", "ollama", "通义千问-max", file=data).returncode == 0
+    done = modelboard("list", file=data, env={"LC_ALL": "en_US.ISO-8859-1"})
+    assert done.returncode == 0, done.stderr
+    assert "ollama" in done.stdout and "UnicodeEncodeError" not in done.stderr

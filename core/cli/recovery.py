@@ -1,0 +1,55 @@
+"""Commands that bring a selections file back: ``restore`` (from its backup) and ``init``."""
+
+from __future__ import annotations
+
+from ..errors import ConfigurationError
+from ..filebackend import FileBackend
+from ..store import SelectionStore
+from ..text import escape
+from .output import change_line, shown
+from .session import EXIT_OK, EXIT_REFUSED, Session
+
+__all__ = ["cmd_init", "cmd_restore"]
+
+
+def _file_backend(store: SelectionStore, session: Session, command: str) -> FileBackend:
+    backend = store.backend
+    if not isinstance(backend, FileBackend):
+        raise ConfigurationError(f"{command} works on a selections file, not on this store",
+                                 path=shown(session.location))
+    if backend.read_only:
+        raise ConfigurationError("opened read-only; nothing was written",
+                                 path=shown(session.location))
+    return backend
+
+
+def cmd_restore(session: Session) -> int:
+    """The last good backup back in place (a missing or corrupt file), as a recorded change."""
+    # Opened writable even if the file is corrupt: it is then copied aside first.
+    store = session.open(read_only=session.args.read_only)
+    backend = _file_backend(store, session, "restore")
+    stored, lines = backend.restore_backup(session.args.actor or store.actor)
+    for line in lines:
+        session.terminal.line(change_line(line.provider, line.old, line.new)
+                              + ("" if line.action == "set" else f" ({line.action})"))
+    count = len(stored.selections)
+    what = f"{count} selection{'s' if count != 1 else ''}"
+    if lines:
+        session.terminal.line(escape(f"{backend.location}: restored {what} from "
+                                     f"{backend.backup_path}"))
+    else:
+        session.terminal.line(escape(f"{backend.location}: already as its backup ({what})"))
+    return EXIT_OK
+
+
+def cmd_init(session: Session) -> int:
+    """An empty selections file, on purpose (refused if one exists)."""
+    backend = _file_backend(session.open(read_only=session.args.read_only), session, "init")
+    if not backend.create_empty():
+        state = backend.load()
+        session.terminal.error(escape(f"{backend.location}: already exists with "
+                                      f"{len(state.selections)} selections; nothing was "
+                                      "written"))
+        return EXIT_REFUSED
+    session.terminal.line(escape(f"{backend.location}: created with no selections"))
+    return EXIT_OK
