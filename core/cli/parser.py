@@ -115,6 +115,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "migrate": ("modelboard migrate --from config/model_selections.json "
                 "--to redis://localhost:6379/0",),
     "fleet": ("modelboard fleet", "modelboard fleet --json | jq '.readers[] | .status'"),
+    "restore": ("modelboard restore   # after the file was deleted or went corrupt",
+                "modelboard restore --file /etc/llm/models.json"),
+    "init": ("modelboard init   # an empty file, on purpose",
+             "modelboard init --file /etc/llm/models.json && chgrp llmops /etc/llm/models.json"),
     "tui": ("modelboard tui", "modelboard tui --read-only --file /etc/llm/models.json"),
     "completion": ("modelboard completion bash > ~/.bash_completion.d/modelboard",
                    "modelboard completion fish > ~/.config/fish/completions/modelboard.fish"),
