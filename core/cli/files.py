@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, ValidationError
 from ..extras import install_hint
-from ..fileformat import parse_document
+from ..fileformat import MAX_DOCUMENT_BYTES, parse_document
 from ..rules import Operation
+from ..safefiles import read_regular_file
 from ..text import escape
 from .fleet import wait_if_asked
 from .output import REMOTE_SCHEMES, change_line, shown
@@ -21,7 +22,7 @@ def _read_source(source: str) -> bytes:
     if source == "-":
         return sys.stdin.buffer.read()
     try:
-        return Path(source).read_bytes()
+        return read_regular_file(Path(source), MAX_DOCUMENT_BYTES)  # never a FIFO's hang
     except FileNotFoundError:
         raise ConfigurationError("no such file", path=source) from None
     except IsADirectoryError:
@@ -114,13 +115,15 @@ def _problems_in(target: str, session: Session, *, name: str) -> tuple[list[str]
         finally:
             store.close()
     try:
-        data = Path(target).read_bytes()
+        data = read_regular_file(Path(target), MAX_DOCUMENT_BYTES)
     except FileNotFoundError:
         return [f"{target}: no such file"], 0
     except IsADirectoryError:
         return [f"{target}: is a folder, not a file"], 0
     except OSError as exc:
         return [f"{target}: cannot read: {exc.strerror}"], 0
+    except ConfigurationError as error:  # a FIFO, a device, a folder, over the size limit
+        return [str(error)], 0
     return _problems_in_bytes(data, session, name=name)
 
 

@@ -621,3 +621,11 @@ def test_output_under_a_latin_1_locale_escapes_what_it_cannot_show(tmp_path: Pat
     done = modelboard("list", file=data, env={"LC_ALL": "en_US.ISO-8859-1"})
     assert done.returncode == 0, done.stderr
     assert "ollama" in done.stdout and "UnicodeEncodeError" not in done.stderr
+
+
+def test_validate_and_apply_of_a_fifo_never_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "candidate.json"
+    os.mkfifo(fifo)
+    for command in (("validate", str(fifo)), ("apply", str(fifo))):
+        done = modelboard(*command, file=tmp_path / NAME, timeout=20)   # today: hangs
+        assert done.returncode == 1 and "FIFO" in done.stdout + done.stderr, done
