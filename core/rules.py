@@ -142,7 +142,8 @@ def apply(operations: Sequence[Operation], before: Mapping[str, Selection],
        ``actor``, and keeps the fields a newer version wrote.
     4. ``remove``: nothing selected is already as asked; a lock refuses.
     5. ``lock`` / ``unlock``: a provider with no selection is NotFoundError; unlocking
-       an unlocked one, or locking a locked one with the same reason, changes nothing.
+       an unlocked one changes nothing. Locking a locked one keeps who locked it and
+       why, unless a new reason is given: that is a change, by whoever gave it.
     6. Every change is one history line: time, actor, provider, action, old and new
        model, and the lock reason.
 
@@ -217,8 +218,11 @@ def _one(op: Operation, existing: Selection | None, catalog: Catalog, actor: str
     if existing is None:
         raise NotFoundError(provider)
     locking = op.action == "lock"
-    if existing.editable != locking and (not locking or existing.lock_reason == op.reason):
-        return None  # already so
+    if not locking and existing.editable:
+        return None  # already unlocked
+    if locking and not existing.editable and op.reason in (None, existing.lock_reason):
+        # Already locked: who locked it and why stay. Only a new reason is a change.
+        return None
     working[provider] = replace(existing, editable=not locking, last_updated=now,
                                 updated_by=actor, lock_reason=op.reason if locking else None)
     return HistoryEntry(now, actor, provider, op.action, existing.model_name,

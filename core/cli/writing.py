@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError, NotFoundError, describe_lock
 from ..rules import UNSET
 from ..text import escape
 from .fleet import wait_if_asked
@@ -43,9 +43,12 @@ def cmd_lock(session: Session) -> int:
     store = session.open_for_writing()
     before = store.get_model_selection(args.provider)
     after = store.lock(args.provider, reason=args.reason)
+    if before == after:  # nothing changed: say who holds the lock, and why
+        story = describe_lock(after.updated_by, after.lock_reason)
+        session.terminal.line(f"{escape(args.provider)}: already {story}")
+        return wait_if_asked(session, store)
     reason = f" ({after.lock_reason})" if after.lock_reason else ""
-    state = "already locked" if before == after else "locked"
-    session.terminal.line(escape(f"{args.provider}: {after.model_name} {state}{reason}"))
+    session.terminal.line(escape(f"{args.provider}: {after.model_name} locked{reason}"))
     return wait_if_asked(session, store)
 
 
