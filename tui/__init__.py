@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelboardApp", "run_editor"]
 
+NO_TERMINAL = ("modelboard: the editor needs a terminal on stdin and stdout; for text, use "
+               "'modelboard list'; over ssh, 'ssh -t'")
 _MISSING = "modelboard: the editor needs Textual: {hint}"
 
 
@@ -39,6 +41,12 @@ def run_editor(location: str | None, *, catalog: str | None = None,
         if not error.name or error.name.split(".")[0] not in ("textual", "rich"):
             raise
         print(_MISSING.format(hint=install_hint("tui")), file=sys.stderr)
+        return 2
+    # Without a terminal the editor would write escape codes into a file or a pipe and
+    # wait for keys forever (``modelboard > out``, ``ssh host modelboard`` without -t):
+    # refuse at once, before anything is opened.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NO_TERMINAL, file=sys.stderr)
         return 2
     return run(location, catalog=catalog, read_only=read_only, actor=actor,
                preferences=preferences)

@@ -31,7 +31,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from modelboard.core import HistoryEntry, ModelboardError, ValidationError
+from modelboard.core import HistoryEntry, ValidationError
 
 from .display import DASH, clean, relative_time, safe_text
 
@@ -213,9 +213,15 @@ class ModelPicker(ModalScreen[str | None]):
 
     def __init__(self, *, title: str, models: Sequence[str], any_model: bool,
                  check: Callable[[str], None], current: str | None = None,
-                 initial: str = "", error: str | None = None) -> None:
+                 initial: str = "", error: str | None = None, provider: str | None = None,
+                 note: str | None = None,
+                 annotate: Callable[[str], str | None] | None = None) -> None:
         super().__init__()
+        #: The provider being edited (None for a bulk change): its header follows it live.
+        self.provider = provider
         self._error = error
+        self._note = note
+        self._annotate = annotate
         self._shown_query: str | None = None
         self._title = title
         self._models = tuple(models)
@@ -227,6 +233,8 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="picker"):
             yield Static(safe_text(self._title), id="dialog-title")
+            if self._note:
+                yield Static(safe_text(self._note), id="picker-note")
             yield TypeaheadInput(value=self._initial, id="model-filter",
                         placeholder="type a model name" if self._any_model else "type to filter",
                         validators=[CatalogValidator(self._check)], validate_on=["submitted"],
@@ -237,6 +245,12 @@ class ModelPicker(ModalScreen[str | None]):
             yield option_list
             hint = "enter pick · ↑↓ move · esc cancel"
             yield Static(hint if self._models else "enter save · esc cancel", id="dialog-hint")
+
+    def show_title(self, title: str) -> None:
+        """A new header (the provider changed meanwhile); the field, the list, the highlight
+        and the pending choice stay exactly as they are."""
+        self._title = title
+        self.query_one("#dialog-title", Static).update(safe_text(title))
 
     def on_mount(self) -> None:
         model_filter = self.query_one("#model-filter", Input)
@@ -249,7 +263,8 @@ class ModelPicker(ModalScreen[str | None]):
 
     @on(Input.Changed, "#model-filter")
     def _typed(self, event: Input.Changed) -> None:
-        self.query_one("#picker-error", Static).update("")
+        if event.value != self._shown_query:  # new text: an old error no longer applies
+            self.query_one("#picker-error", Static).update("")
         self._catch_up()
 
     def _catch_up(self) -> None:
@@ -272,7 +287,7 @@ class ModelPicker(ModalScreen[str | None]):
         if self._any_model and typed and typed not in self._models:
             options.append(Option(Text.assemble("use ", (clean(typed), "bold"), " as typed"),
                                   id=_FREE_TEXT))
-        options += [Option(highlighted(match), id=_LISTED + match.model) for match in ranked]
+        options += [Option(self._label(match), id=_LISTED + match.model) for match in ranked]
         option_list = self.query_one("#model-options", OptionList)
         option_list.set_options(options)
         if not options:
@@ -284,6 +299,13 @@ class ModelPicker(ModalScreen[str | None]):
         if prefer is not None and prefer in matches:
             index = matches.index(prefer) + (len(options) - len(matches))
         option_list.highlighted = index
+
+    def _label(self, match: ModelMatch) -> Text:
+        label = highlighted(match)
+        note = self._annotate(match.model) if self._annotate else None
+        if note:
+            label.append(f"  {clean(note)}", style="dim")
+        return label
 
     def _picked(self) -> str:
         self._catch_up()
@@ -381,18 +403,23 @@ class LockDialog(ModalScreen[LockRequest | None]):
                 tooltip="Close without locking"),
     ]
 
-    def __init__(self, provider: str, model: str) -> None:
+    def __init__(self, provider: str, model: str, *, reason: str = "",
+                 error: str | None = None) -> None:
         super().__init__()
         self._provider = provider
         self._model = model
+        self._reason = reason
+        self._error = error
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="lock"):
             yield Static(Text.assemble("Lock ", (clean(self._provider), "bold"), " on ",
                                        (clean(self._model), "bold"), "?"), id="dialog-title")
             yield Label("Reason (optional, shown to whoever tries to change it)")
-            yield TypeaheadInput(id="lock-reason", placeholder="e.g. pinned for the eval run",
-                        max_length=500)
+            yield TypeaheadInput(self._reason, id="lock-reason",
+                                 placeholder="e.g. pinned for the eval run", max_length=500)
+            if self._error:
+                yield Static(safe_text(self._error), id="picker-error")
             with Horizontal(classes="buttons"):
                 yield Button("Lock", variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
@@ -401,7 +428,7 @@ class LockDialog(ModalScreen[LockRequest | None]):
     def on_mount(self) -> None:
         reason = self.query_one("#lock-reason", Input)
         _steady(reason)
-        reason.focus()
+        self.set_focus(reason)  # at once: the next key is for this field
 
     @on(Input.Submitted, "#lock-reason")
     @on(Button.Pressed, "#confirm")
@@ -427,38 +454,52 @@ class BulkRow:
 
 
 class BulkReview(ModalScreen[bool | None]):
-    """Every marked provider's old -> new; applying writes all of them or none."""
+    """Every marked provider's old -> new, or why it cannot change (✗).
+
+    ``a`` writes every row that can change in one atomic write; rows marked ✗ stay as
+    they are (and stay marked). With every row blocked, ``a`` writes nothing and says so.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="bulk.cancel",
                 tooltip="Close without changing anything (marks stay)"),
-        Binding("a", "apply", "Apply all", id="bulk.apply",
-                tooltip="Write every change in one atomic write"),
+        Binding("a", "apply", "Apply", id="bulk.apply",
+                tooltip="Write every row that can change, in one atomic write"),
     ]
 
-    def __init__(self, rows: Sequence[BulkRow]) -> None:
+    def __init__(self, rows: Sequence[BulkRow], *, error: str | None = None) -> None:
         super().__init__()
         self._rows = tuple(rows)
+        self._error = error
 
     @property
-    def blocked(self) -> bool:
-        return any(row.problem for row in self._rows)
+    def blocked(self) -> int:
+        """How many rows cannot change."""
+        return sum(1 for row in self._rows if row.problem)
 
     def compose(self) -> ComposeResult:
         count = len(self._rows)
+        ready = count - self.blocked
         with Vertical(id="dialog", classes="bulk"):
             yield Static(f"Review: {count} provider{'s' if count != 1 else ''}, "
-                         "applied all together or not at all", id="dialog-title")
+                         "written together in one write", id="dialog-title")
             table: DataTable[Text] = DataTable(id="bulk-table", cursor_type="row")
             yield table
-            if self.blocked:
-                yield Static("Fix the rows marked ✗ first: nothing will be written.",
-                             id="picker-error")
+            if self._error:
+                yield Static(safe_text(self._error), id="picker-error")
+            if self.blocked and ready:
+                yield Static(f"a applies the {ready} row{'s' if ready != 1 else ''} that can "
+                             f"change; the {self.blocked} marked ✗ stay as they are.",
+                             id="bulk-note")
+            elif self.blocked:
+                yield Static("No row can change (each is marked ✗): a writes nothing.",
+                             id="bulk-note")
+            label = "Apply" if self.blocked else "Apply all"
             with Horizontal(classes="buttons"):
-                yield Button("Apply all", variant="warning", id="confirm",
-                             disabled=self.blocked)
+                yield Button(label, variant="warning", id="confirm", disabled=not ready)
                 yield Button("Cancel", id="cancel")
-            yield Static("a apply all · esc cancel", id="dialog-hint")
+            what = f"apply {ready}" if self.blocked else "apply all"
+            yield Static(f"a {what} · esc cancel", id="dialog-hint")
 
     def on_mount(self) -> None:
         table = self.query_one("#bulk-table", DataTable)
@@ -476,13 +517,12 @@ class BulkReview(ModalScreen[bool | None]):
                           key=row.provider)
         table.focus()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "apply" and self.blocked:
-            return None
-        return True
-
     @on(Button.Pressed, "#confirm")
     def action_apply(self) -> None:
+        if self.blocked == len(self._rows):
+            self.notify("Nothing to apply: no row can change.", title="Nothing written",
+                        severity="warning", markup=False)
+            return
         self.dismiss(True)
 
     @on(Button.Pressed, "#cancel")
@@ -587,7 +627,7 @@ class HistoryScreen(ModalScreen[str | None]):
     class LoadFailed(Message):
         """The history could not be read (no permission, a folder, the server gone)."""
 
-        def __init__(self, error: ModelboardError) -> None:
+        def __init__(self, error: Exception) -> None:
             super().__init__()
             self.error = error
 
@@ -619,11 +659,11 @@ class HistoryScreen(ModalScreen[str | None]):
         table.focus()
         self._read_history()
 
-    @work(thread=True, exclusive=True, group="history")
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
     def _read_history(self) -> None:
         try:
             entries = self._load()
-        except ModelboardError as error:
+        except Exception as error:  # whatever the lines hold, the editor stays
             self.post_message(self.LoadFailed(error))
         else:
             self.post_message(self.Loaded(entries))
@@ -641,7 +681,8 @@ class HistoryScreen(ModalScreen[str | None]):
                                    safe_text(entry.new, placeholder="(none)"))
             if entry.action in ("lock", "unlock"):
                 change = safe_text(entry.new)
-            what = entry.action + (f": {clean(entry.reason, limit=30)}" if entry.reason else "")
+            what = clean(entry.action) + (f": {clean(entry.reason, limit=30)}"
+                                          if entry.reason else "")
             table.add_row(Text(relative_time(entry.time, now)), safe_text(entry.actor, limit=24),
                           safe_text(what), change, key=str(index))
         status = self.query_one("#history-status", Static)
@@ -654,7 +695,8 @@ class HistoryScreen(ModalScreen[str | None]):
         if not self._entries or not table.row_count:
             return None
         entry = self._entries[table.cursor_row]
-        return entry.new if entry.action == "set" else entry.old
+        model = entry.new if entry.action == "set" else entry.old
+        return model if isinstance(model, str) and model else None  # "old": 5 restores nothing
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "restore":

@@ -21,6 +21,8 @@ alone (read-only mode, a locked row, a bad file on disk).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +50,7 @@ from modelboard.core import (
     Operation,
     ProviderChange,
     SelectionStore,
+    ValidationError,
 )
 from modelboard.core.errors import describe_lock
 from modelboard.core.fleet import Fleet, Reader, Waited
@@ -64,19 +67,24 @@ from .dialogs import (
     LockRequest,
     ModelPicker,
 )
-from .display import DASH, clean, relative_time, safe_text
+from .display import DASH, clean, relative_time, safe_text, short_actor
 from .fleet import FLEET_POLL_SECONDS, REACH_TIMEOUT_S, FleetScreen, fleet_badge, reached_notice
 from .table import SORT_ORDERS, ColumnWidths, SelectionTable
 
 __all__ = ["MainScreen", "PendingChange"]
 
+log = logging.getLogger(__name__)
+
 #: Actions that write; read-only mode hides them everywhere (keys, footer, palette, help).
-WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "bulk", "explain"})
+WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "unmark_all", "bulk",
+                           "explain"})
 #: Actions that wait while the file on disk cannot be loaded.
 WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "unlock", "remove", "bulk"})
 #: Actions that open a dialog from the table (priority keys: see BINDINGS).
 OPENS_A_DIALOG = frozenset({"edit", "lock", "unlock", "remove", "bulk", "history"})
 AGE_REFRESH_SECONDS = 15.0
+#: How long the live view waits before watching again after the watch itself failed.
+FOLLOW_RESTART_SECONDS = 1.0
 #: Changes from elsewhere arriving this close together make one note.
 ANNOUNCE_SECONDS = 0.3
 
@@ -204,6 +212,8 @@ class MainScreen(Screen[None]):
         Binding("d", "explain('remove')", "Why not", show=False, system=True, id="remove.why"),
         Binding("space", "mark", "Mark", id="mark", key_display="spc",
                 tooltip="Mark or unmark the row for a bulk change"),
+        Binding("u", "unmark_all", "Unmark all", id="unmark-all", show=False,
+                tooltip="Unmark every marked row, shown or filtered out"),
         Binding("b", "bulk", "Bulk", id="bulk", priority=True,
                 tooltip="Set one model on every marked row, after a review"),
         Binding("b", "explain('bulk')", "Why not", show=False, system=True, id="bulk.why"),
@@ -246,9 +256,10 @@ class MainScreen(Screen[None]):
     class Saved(Message):
         """A change was stored (posted from the saving thread)."""
 
-        def __init__(self, change: PendingChange) -> None:
+        def __init__(self, change: PendingChange, *, unchanged: bool = False) -> None:
             super().__init__()
             self.change = change
+            self.unchanged = unchanged
 
     class SaveFailed(Message):
         """A change was refused or could not be written; nothing of it was stored."""
@@ -279,8 +290,10 @@ class MainScreen(Screen[None]):
         yield Static(id="status")
         if self.read_only:
             note = self.read_only_reason or "nothing can be changed from this editor"
-            yield Static(safe_text(f"READ-ONLY: {note}"), id="read-only-note")
+            # Wrapped, not cut: the reason is the point of the line, whatever the width.
+            yield Static(Text(clean(f"READ-ONLY: {note}")), id="read-only-note")
         yield Static(id="banner")
+        yield Static(id="fault")
         yield FilterInput(table="#selections", id="filter", compact=True,
                           placeholder="filter: provider, model or who")
         yield SelectionTable(clock=self.clock, id="selections")
@@ -304,6 +317,7 @@ class MainScreen(Screen[None]):
         table.load(self.store.catalog, self.store.stored_snapshot)
         self.set_focus(table)
         self.query_one(FilterInput).display = False
+        self.query_one("#fault", Static).display = False
         self._show_load_error(self.store.load_error)
         if self.store.recovery_notice:
             self.notify(clean(self.store.recovery_notice), title="Recovered at start",
@@ -326,9 +340,36 @@ class MainScreen(Screen[None]):
     # -- live changes ---------------------------------------------------------------------
     @work(exclusive=True, group="follow", exit_on_error=False)
     async def _follow_store(self) -> None:
-        """Apply every change the store reports (from this editor or anyone else)."""
-        async for event in self.store.changes():
-            self.show_change(event)
+        """Apply every change the store reports (from this editor or anyone else).
+
+        Nothing stops it quietly: a change that cannot be shown, or a failing watch, is
+        reported in the banner; the table is laid down again from the store and the
+        watch goes on (after a pause if the watch itself failed).
+        """
+        while True:
+            try:
+                async for event in self.store.changes():
+                    try:
+                        self.show_change(event)
+                    except Exception as error:  # reported, then the table is rebuilt
+                        self._report_fault("could not show a change", error)
+                        self.table.load(self.store.catalog, self.store.stored_snapshot)
+                        self._after_rows_changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the watch itself: report, wait, watch again
+                self._report_fault("stopped following changes", error, restarting=True)
+                await asyncio.sleep(FOLLOW_RESTART_SECONDS)
+            else:
+                return
+
+    def _report_fault(self, what: str, error: Exception, *, restarting: bool = False) -> None:
+        log.exception("the editor %s", what)
+        fault = self.query_one("#fault", Static)
+        then = "; watching again in a moment" if restarting else \
+            "; the table was reloaded from " + self.store_word
+        fault.update(safe_text(f"⚠ the editor {what}: {type(error).__name__}: {error}{then}"))
+        fault.display = True
 
     def show_change(self, event: ChangeEvent) -> None:
         """Put one ChangeEvent on screen: rows in place, a flash and a note for others' changes."""
@@ -344,6 +385,10 @@ class MainScreen(Screen[None]):
         providers = [change.provider for change in event.changes]
         if providers:
             self.table.apply(event.new, providers)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, ModelPicker) and screen.provider in providers:
+                assert screen.provider is not None
+                screen.show_title(self._picker_title(screen.provider, changed=True))
         if event.source == "external":
             for change in event.changes:
                 self.table.flash(change.provider)
@@ -444,7 +489,7 @@ class MainScreen(Screen[None]):
             line.append("no model selected" + ("; e sets one" if can_set else ""))
         else:
             line.append(clean(selection.model_name), style="bold")
-            when = relative_time(selection.last_updated, self.clock())
+            when = self.table.age_of(provider)
             line.append(f"  set {when}" if selection.last_updated else "")
             if selection.updated_by:
                 line.append(f" by {clean(selection.updated_by)}")
@@ -481,9 +526,10 @@ class MainScreen(Screen[None]):
             return False  # a key typed in the filter line is a letter of the filter
         if action in WAIT_FOR_GOOD_FILE and self.store.load_error is not None:
             return None
-        if action not in ("edit", "lock", "unlock", "remove", "mark", "bulk", "history"):
+        if action not in ("edit", "lock", "unlock", "remove", "mark", "bulk", "unmark_all",
+                          "history"):
             return True
-        if action == "bulk":
+        if action in ("bulk", "unmark_all"):
             return True if self.table.marked_count else None
         provider = self.table.highlighted_provider
         if provider is None:
@@ -587,17 +633,28 @@ class MainScreen(Screen[None]):
             expect = current_model
         catalog = self.store.catalog
         spec = catalog.get(provider)
-        title = f"{provider} · now {current_model or DASH}"
+        title = self._picker_title(provider)
 
         def chosen(model: str | None) -> None:
             if model is not None:
                 self.save(PendingChange("set", provider, model, expect=expect))
 
         return self.app.push_screen(ModelPicker(
-            title=title, models=spec.models if spec else (),
+            title=title, provider=provider, models=spec.models if spec else (),
             any_model=bool(spec and spec.any_model),
             check=partial(catalog.validate, provider), current=current_model,
             initial=initial, error=error), chosen)
+
+    def _picker_title(self, provider: str, *, changed: bool = False) -> str:
+        """``openai · now gpt-4o``; after a live change, who made it and when."""
+        current = self.store.get_model_selection(provider)
+        title = f"{provider} · now {current.model_name if current else DASH}"
+        if changed:
+            by = f" by {short_actor(current.updated_by)}" if current and current.updated_by \
+                else ""
+            when = relative_time(current.last_updated, self.clock()) if current else ""
+            title += f", changed{by} {when}".rstrip()
+        return title
 
     async def action_unlock(self) -> None:
         await self.action_lock()  # the same dialog flow: it unlocks a locked row
@@ -611,10 +668,10 @@ class MainScreen(Screen[None]):
             def unlock(confirmed: bool | None) -> None:
                 if confirmed:
                     self.save(PendingChange("unlock", provider))
-            by = f" (locked by {clean(selection.updated_by)})" if selection.updated_by else ""
+            story = describe_lock(selection.updated_by, selection.lock_reason)
             await self.app.push_screen(ConfirmDialog(
-                Text.assemble("Unlock ", (clean(provider), "bold"), by, "?"),
-                confirm_label="Unlock"), unlock)
+                Text.assemble("Unlock ", (clean(provider), "bold"), "? It is ", clean(story),
+                              "."), confirm_label="Unlock"), unlock)
             return
 
         def lock(request: LockRequest | None) -> None:
@@ -642,9 +699,11 @@ class MainScreen(Screen[None]):
         if provider is None:
             return
         self.table.toggle_mark(provider)
-        row = self.table.cursor_row
-        if row + 1 < self.table.row_count:
-            self.table.move_cursor(row=row + 1)
+        self._update_status()
+        self.refresh_bindings()
+
+    def action_unmark_all(self) -> None:
+        self.table.clear_marks()
         self._update_status()
         self.refresh_bindings()
 
@@ -653,46 +712,67 @@ class MainScreen(Screen[None]):
         if not marked:
             return
         catalog = self.store.catalog
-        specs = [catalog.get(p) for p in marked]
-        listed = [s for s in specs if s is not None and not s.any_model]
-        if listed:
-            common = [m for m in listed[0].models if all(s.accepts(m) for s in listed)]
-        else:
-            common = sorted({m for s in specs if s is not None for m in s.models})
-        any_model = not listed
+        specs = {provider: catalog.get(provider) for provider in marked}
+        listed = [p for p, spec in specs.items() if spec is not None and not spec.any_model]
+        anything = [p for p, spec in specs.items() if spec is not None and spec.any_model]
+        offered: list[str] = []  # every model a marked provider lists, served-by-all first
+        for provider in listed:
+            offered += [m for m in specs[provider].models if m not in offered]  # type: ignore[union-attr]
+
+        def refusing(model: str) -> list[str]:
+            return [p for p in listed if not specs[p].accepts(model)]  # type: ignore[union-attr]
+
+        offered.sort(key=lambda model: bool(refusing(model)))
+
+        def annotate(model: str) -> str | None:
+            refused = refusing(model)
+            return f"not served by {', '.join(refused)}" if refused else None
+
+        note = None
+        if anything:
+            note = f"{', '.join(anything)} accept{'s' if len(anything) == 1 else ''} any model"
+        if listed and not [m for m in offered if not refusing(m)]:
+            note = ("no model is served by every marked provider; the review shows which "
+                    "rows cannot take yours" + (f". {note}" if note else ""))
 
         def check(model: str) -> None:
-            for provider in marked:
-                catalog.validate(provider, model)
+            if not model.strip():
+                raise ValidationError("type a model name")
 
         def chosen(model: str | None) -> None:
             if model is not None:
                 self.review_bulk(marked, model)
         await self.app.push_screen(ModelPicker(
-            title=f"Set one model on {len(marked)} marked providers", models=common,
-            any_model=any_model, check=check), chosen)
+            title=f"Set one model on {len(marked)} marked providers", models=offered,
+            any_model=True, check=check, note=note, annotate=annotate), chosen)
 
-    def review_bulk(self, providers: list[str], model: str) -> None:
-        """Show old -> new for each provider; apply writes them all or none."""
+    def review_bulk(self, providers: list[str], model: str, *, error: str | None = None
+                    ) -> None:
+        """Old -> new for every provider, or why it cannot change; ``a`` writes the rows
+        that can, all in one write (the rows marked ✗ stay as they are)."""
         rows: list[BulkRow] = []
-        bulk: dict[str, tuple[str | None, str]] = {}
+        wanted: dict[str, tuple[str | None, str]] = {}
         for provider in providers:
             selection = self.store.get_model_selection(provider)
-            bulk[provider] = (selection.model_name if selection else None, model)
+            wanted[provider] = (selection.model_name if selection else None, model)
         # The store's rules as a dry run: every obstacle is shown, worded by the core.
         outcome = self.store.check([Operation("set", provider, new, expect=old)
-                                    for provider, (old, new) in bulk.items()])
+                                    for provider, (old, new) in wanted.items()])
         problems = {refusal.operation.provider: refusal.error for refusal in outcome.refusals}
-        for provider, (old, new) in bulk.items():
-            error = problems.get(provider)
-            problem = None if error is None else \
-                error.detail if isinstance(error, LockedError) else str(error)
+        bulk: dict[str, tuple[str | None, str]] = {}
+        for provider, (old, new) in wanted.items():
+            refused = problems.get(provider)
+            problem = None if refused is None else \
+                refused.detail if isinstance(refused, LockedError) else \
+                str(refused).removeprefix(f"{provider}: ")
             rows.append(BulkRow(provider, old, new, problem))
+            if problem is None:
+                bulk[provider] = (old, new)
 
         def decided(apply: bool | None) -> None:
-            if apply:
+            if apply and bulk:
                 self.save(PendingChange("bulk", bulk=bulk))
-        self.app.push_screen(BulkReview(rows), decided)
+        self.app.push_screen(BulkReview(rows, error=error), decided)
 
     async def action_history(self) -> None:
         provider = self.table.highlighted_provider
@@ -789,22 +869,29 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, group="save", exit_on_error=False)
     def _write(self, change: PendingChange) -> None:
+        before = [self.store.get_model_selection(p) for p in change.providers()]
         try:
             write_change(self.store, change)
         except Exception as error:  # every failure is reported on screen, never lost
             self.post_message(self.SaveFailed(change, error))
         else:
-            self.post_message(self.Saved(change))
+            after = [self.store.get_model_selection(p) for p in change.providers()]
+            self.post_message(self.Saved(change, unchanged=before == after))
 
     @on(Saved)
     def _saved(self, message: Saved) -> None:
         self._saves_in_flight -= 1
         change = message.change
         self.table.apply(self.store.stored_snapshot, change.providers())
-        if change.kind == "bulk":
-            self.table.clear_marks()
-        self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
-        if self.follow_changes:
+        if change.kind == "bulk":  # rows that could not change stay marked
+            for provider in change.bulk:
+                self.table.unmark(provider)
+        if message.unchanged:
+            self.notify(clean(self._already(change)), title="Unchanged", markup=False,
+                        timeout=4)
+        else:
+            self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
+        if self.follow_changes and not message.unchanged:
             self._follow_save(self.store.snapshot.revision)
         self._after_rows_changed()
         self._quit_if_asked()
@@ -827,7 +914,39 @@ class MainScreen(Screen[None]):
                 f"{type(error).__name__}: {error}"
             self.notify(clean(f"{text} (nothing was written)"), title="Not saved",
                         severity="error", markup=False, timeout=10)
+            self._offer_again(change, text)
         self._quit_if_asked()
+
+    def _offer_again(self, change: PendingChange, why: str) -> None:
+        """Back to the dialog of a refused change, with what was typed and why it was not
+        saved: enter tries again, escape drops it (the only way it is dropped)."""
+        if self.quit_when_saved:
+            return
+        note = f"not saved: {why}; enter tries again, esc drops it"
+        if change.kind == "set":
+            self.open_editor(change.provider, initial=change.model or "",
+                             expect=change.expect, error=note)
+        elif change.kind == "lock":
+            def lock(request: LockRequest | None) -> None:
+                if request is not None:
+                    self.save(PendingChange("lock", change.provider, reason=request.reason))
+            selection = self.store.get_model_selection(change.provider)
+            self.app.push_screen(LockDialog(
+                change.provider, selection.model_name if selection else DASH,
+                reason=change.reason or "", error=note), lock)
+        elif change.kind == "bulk":
+            model = next(iter(change.bulk.values()))[1]
+            self.review_bulk(list(change.bulk), model, error=note)
+
+    def _already(self, change: PendingChange) -> str:
+        """What a change that changed nothing found (it was already so)."""
+        selection = self.store.get_model_selection(change.provider)
+        if change.kind == "lock" and selection is not None:
+            story = describe_lock(selection.updated_by, selection.lock_reason)
+            return f"{change.provider}: already {story}; nothing was written"
+        if change.kind == "set":
+            return f"{change.provider} already uses {change.model}; nothing was written"
+        return f"{change.describe()}: it already was; nothing was written"
 
     def _resolve_conflict(self, change: PendingChange, error: ConflictError) -> None:
         theirs = error.theirs

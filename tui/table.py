@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 from rich.segment import Segment
@@ -100,12 +100,20 @@ def _model_key(rows: Mapping[str, _Row]) -> Callable[[str], tuple[object, ...]]:
     return key
 
 
+#: Newest first: the distance back from the latest moment there is, which any aware
+#: datetime can be subtracted from (``timestamp()`` fails near year 1 and 9999).
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def _updated_key(rows: Mapping[str, _Row]) -> Callable[[str], tuple[object, ...]]:
     def key(provider: str) -> tuple[object, ...]:
         selection = rows[provider].selection
         stamp = selection.last_updated if selection is not None else None
-        newest_first = -stamp.timestamp() if stamp is not None else float("inf")
-        return (newest_first, provider.casefold(), provider)
+        if stamp is None:
+            return (True, timedelta(0), provider.casefold(), provider)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return (False, _LATEST - stamp, provider.casefold(), provider)
     return key
 
 
@@ -224,6 +232,7 @@ class SelectionTable(ScrollView, can_focus=True):
         # only rows that were on screen are ever here.
         self._strips: LRUCache[str, Strip] = LRUCache(1024)
         self._strips_style: Style | None = None
+        self._drawn_at: dict[str, datetime] = {}  # when each cached row was drawn
         self._base_style = Style()
         self.filter_text = ""
         self.row_order: SortOrder = "provider"
@@ -280,6 +289,15 @@ class SelectionTable(ScrollView, can_focus=True):
         """The providers whose rows the viewport shows now, top to bottom."""
         top = self.scroll_offset.y
         return self._order[top:top + max(self._body_height(), 0)]
+
+    def age_of(self, provider: str) -> str:
+        """The age the row of ``provider`` shows (or will show), for the detail line: the
+        table and the line under it never disagree."""
+        row = self._rows.get(provider)
+        if row is None or row.selection is None:
+            return DASH
+        drawn = self._drawn_at.get(provider)
+        return relative_time(row.selection.last_updated, drawn or self._clock())
 
     def row_text(self, provider: str) -> str:
         """The row of ``provider`` as drawn (without the cursor), for tests and tools."""
@@ -348,6 +366,10 @@ class SelectionTable(ScrollView, can_focus=True):
             self._marked.discard(provider)
         self._row_changed(provider)
         return row.marked
+
+    def unmark(self, provider: str) -> None:
+        if provider in self._marked:
+            self.toggle_mark(provider)
 
     def clear_marks(self) -> None:
         for provider in list(self._marked):
@@ -513,6 +535,7 @@ class SelectionTable(ScrollView, can_focus=True):
         if cached is not None:
             return cached
         row = self._rows[provider]
+        self._drawn_at[provider] = self._clock()
         strip = self._strip(self._values(provider, row), self._base_style + self._row_style(row))
         self._strips.set(provider, strip)
         return strip
@@ -524,7 +547,8 @@ class SelectionTable(ScrollView, can_focus=True):
         if selection is None:
             return (mark, provider, DASH, "", DASH, "")
         return (mark, provider, selection.model_name, _LOCKED if selection.locked else "",
-                relative_time(selection.last_updated, self._clock()),
+                relative_time(selection.last_updated,
+                              self._drawn_at.get(provider) or self._clock()),
                 short_actor(clean(selection.updated_by)))
 
     def _strip(self, values: tuple[str | None, ...], style: Style, *,

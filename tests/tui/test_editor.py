@@ -256,8 +256,8 @@ async def test_bulk_reviews_old_to_new_and_writes_all_at_once(
     assert lines[0]["revision"] == lines[1]["revision"]  # one write
 
 
-async def test_bulk_with_a_locked_row_writes_nothing(seeded_file: Path, open_app) -> None:
-    before = seeded_file.read_bytes()
+async def test_bulk_with_a_locked_row_applies_the_rest_and_keeps_it_marked(
+        seeded_file: Path, open_app) -> None:
     app = open_app(seeded_file)
     async with app.run_test(size=(80, 24)) as pilot:
         put_cursor_on(app, "anthropic")
@@ -267,15 +267,15 @@ async def test_bulk_with_a_locked_row_writes_nothing(seeded_file: Path, open_app
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
         await pilot.press(*"claude-haiku-4-5", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, BulkReview))
-        assert "✗ locked by bob" in screen_text(app)
-        assert app.screen.check_action("apply", ()) is None
+        text = screen_text(app)
+        assert "✗ locked by bob" in text
+        assert "a applies the 1 row that can change" in text
         await pilot.press("a")
-        await pilot.pause()
-        assert isinstance(app.screen, BulkReview)
-        await pilot.press("escape")
-        await pilot.pause()
-        assert app.main.table.marked == ["anthropic", "openrouter"]  # nothing lost
-    assert seeded_file.read_bytes() == before
+        await wait_for(pilot, lambda: stored(seeded_file).get("openrouter", {}).get(
+            "model_name") == "claude-haiku-4-5", what="the rest applied")
+        await wait_for(pilot, lambda: app.main.table.marked == ["anthropic"],
+                       what="the blocked row still marked")
+    assert stored(seeded_file)["anthropic"]["model_name"] == "claude-sonnet-4-5"
 
 
 # -- history --------------------------------------------------------------------------------
