@@ -7,6 +7,7 @@ them is used, so a missing ``tui`` extra is reported as a one-line message (exit
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,10 @@ def run_editor(location: str | None, *, catalog: str | None = None,
     # Without a terminal the editor would write escape codes into a file or a pipe and
     # wait for keys forever (``modelboard > out``, ``ssh host modelboard`` without -t):
     # refuse at once, before anything is opened.
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    # A driver named by the environment (textual-serve's web driver) talks over the
+    # pipes on purpose: that is a terminal of its own.
+    if not os.environ.get("TEXTUAL_DRIVER") and not (sys.stdin.isatty()
+                                                     and sys.stdout.isatty()):
         print(NO_TERMINAL, file=sys.stderr)
         return 2
     return run(location, catalog=catalog, read_only=read_only, actor=actor,
