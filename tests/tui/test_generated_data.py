@@ -129,7 +129,7 @@ def loads_cleanly(path: Path) -> SelectionStore | None:
 
 def table_is_the_store(app: ModelboardApp) -> bool:
     table = app.main.table
-    snapshot = app.store.snapshot
+    snapshot = app.store.stored_snapshot  # the table shows what is stored
     return all(table.selection_of(p) == snapshot.get(p) for p in {*snapshot, *table.providers()})
 
 
