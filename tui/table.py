@@ -174,7 +174,8 @@ class SelectionTable(ScrollView, can_focus=True):
             text-style: $block-cursor-blurred-text-style;
         }
         & > .selection-table--locked { text-style: dim; }
-        & > .selection-table--unset { color: $text-muted; }
+        /* not $text-muted: blended as a partial style it turns white in light themes */
+        & > .selection-table--unset { color: $foreground-muted; }
         & > .selection-table--marked { color: $accent; text-style: bold; }
         & > .selection-table--flash { background: $warning 40%; text-style: bold; }
     }
