@@ -36,7 +36,7 @@ async def test_every_theme_draws_every_row_readable(seeded_file: Path, open_app,
         table.move_cursor(row=table.get_row_index("xai"))
         poor: list[str] = []
         for theme in sorted(app.available_themes):
-            if theme == "textual-ansi":
+            if "ansi" in theme:
                 continue  # the terminal's own palette: its colours are not known here
             app.theme = theme
             await pilot.pause()
