@@ -45,6 +45,7 @@ from modelboard.core import (
     ChangeEvent,
     ConfigurationError,
     ConflictError,
+    EntryProblem,
     LockedError,
     ModelboardError,
     Operation,
@@ -315,6 +316,7 @@ class MainScreen(Screen[None]):
         table = self.table
         table.set_widths(ColumnWidths.for_width(self.app.size.width))
         table.load(self.store.catalog, self.store.stored_snapshot)
+        self._sync_problems()
         self.set_focus(table)
         self.query_one(FilterInput).display = False
         self.query_one("#fault", Static).display = False
@@ -354,6 +356,7 @@ class MainScreen(Screen[None]):
                     except Exception as error:  # reported, then the table is rebuilt
                         self._report_fault("could not show a change", error)
                         self.table.load(self.store.catalog, self.store.stored_snapshot)
+                        self._sync_problems()
                         self._after_rows_changed()
             except asyncio.CancelledError:
                 raise
@@ -385,6 +388,7 @@ class MainScreen(Screen[None]):
         providers = [change.provider for change in event.changes]
         if providers:
             self.table.apply(event.new, providers)
+        self._sync_problems()
         for screen in self.app.screen_stack:
             if isinstance(screen, ModelPicker) and screen.provider in providers:
                 assert screen.provider is not None
@@ -450,6 +454,9 @@ class MainScreen(Screen[None]):
         marked = table.marked_count
         if marked:
             right.append(f"{marked} marked")
+        invalid = table.problem_count
+        if invalid:
+            right.append(f"{invalid} invalid")
         right.append(f"sort: {table.row_order}")
         fleet = self._fleet_badge
         if fleet is not None and not fleet[1]:
@@ -496,9 +503,22 @@ class MainScreen(Screen[None]):
             if selection.locked:
                 line.append("  locked" + (f": {clean(selection.lock_reason)}"
                                           if selection.lock_reason else ""), style="bold")
+            problem = self.table.problem_of(provider)
+            if problem is not None:
+                line.append("  " + clean(self._problem_note(problem)),
+                            style=f"bold {self.app.current_theme.error or 'red'}")
         line.no_wrap = True
         line.overflow = "ellipsis"
         self._update_line("#detail", line)
+
+    @staticmethod
+    def _problem_note(problem: EntryProblem) -> str:
+        """What the proxy does with an entry the catalog rejects, and why (the detail line)."""
+        if problem.kind == "drift":
+            return f"! still served, though: {problem.reason}"
+        served = f"the proxy serves {problem.served.model_name}" if problem.served \
+            else "the proxy serves nothing (its default)"
+        return f"✗ not served, {served}: {problem.reason}"
 
     def _update_line(self, selector: str, line: Text) -> None:
         """Update a one-line Static only when its text changed: each update lays out the
@@ -852,7 +872,13 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.help_keys(), self.HELP))
 
+    def _sync_problems(self) -> None:
+        """Mark the rows the proxy does not serve as stored (the store's own verdict)."""
+        self.table.set_problems({problem.provider: problem
+                                 for problem in self.store.problems()})
+
     def _after_rows_changed(self) -> None:
+        self._sync_problems()
         self._update_status()
         self._update_detail()
         self.refresh_bindings()

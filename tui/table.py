@@ -36,7 +36,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from modelboard.core import Selection
+from modelboard.core import EntryProblem, Selection
 
 from .display import DASH, clean, relative_time, safe_text, short_actor
 
@@ -48,6 +48,9 @@ COLUMNS = ("mark", "provider", "model", "lock", "updated", "by")
 _TITLES = (" ", "provider", "model", "lock", "updated", "by")
 _MARK = "●"
 _LOCKED = "locked"
+#: Before a model the proxy does not serve (rejected) or serves though the catalog no
+#: longer lists it (drift); the detail line says why.
+_INVALID_MARKS = {"rejected": "✗", "drift": "!"}
 _PADDING = 1  # cells each side of every column
 #: Rows placed one by one after a change; more than this re-sorts the visible rows at once.
 _INCREMENTAL_LIMIT = 64
@@ -153,6 +156,7 @@ class SelectionTable(ScrollView, can_focus=True):
         "selection-table--unset",
         "selection-table--marked",
         "selection-table--flash",
+        "selection-table--invalid",
     }
 
     DEFAULT_CSS = """
@@ -178,6 +182,7 @@ class SelectionTable(ScrollView, can_focus=True):
         & > .selection-table--unset { color: $foreground-muted; }
         & > .selection-table--marked { color: $accent; text-style: bold; }
         & > .selection-table--flash { background: $warning 40%; text-style: bold; }
+        & > .selection-table--invalid { color: $error; text-style: bold; }
     }
     """
 
@@ -226,6 +231,8 @@ class SelectionTable(ScrollView, can_focus=True):
         self._order: list[str] = []  # the visible providers, in display order
         self._index: dict[str, int] = {}  # provider -> position in _order
         self._marked: set[str] = set()
+        # Entries the catalog rejects (or no longer knows), as the store judged them.
+        self._problems: Mapping[str, EntryProblem] = {}
         self._widths = ColumnWidths.for_width(80)
         self._cursor = 0
         self._announced: tuple[int, str | None] | None = None
@@ -260,6 +267,14 @@ class SelectionTable(ScrollView, can_focus=True):
     def selection_of(self, provider: str) -> Selection | None:
         row = self._rows.get(provider)
         return row.selection if row else None
+
+    def problem_of(self, provider: str) -> EntryProblem | None:
+        """Why the stored entry of ``provider`` is not (or not quite) what the proxy serves."""
+        return self._problems.get(provider)
+
+    @property
+    def problem_count(self) -> int:
+        return len(self._problems)
 
     @property
     def provider_count(self) -> int:
@@ -350,6 +365,17 @@ class SelectionTable(ScrollView, can_focus=True):
         if leaving or arriving:
             self._reorder(leaving, arriving)
         return changed
+
+    def set_problems(self, problems: Mapping[str, EntryProblem]) -> None:
+        """Mark the rows whose stored entry the store rejects or keeps serving by drift."""
+        before = self._problems
+        changed = [p for p in before.keys() | problems.keys()
+                   if before.get(p) != problems.get(p)]
+        self._problems = dict(problems)
+        for provider in changed:
+            if provider in self._rows:
+                self._strips.discard(provider)
+                self._refresh_row(provider)
 
     def refresh_ages(self) -> None:
         """Re-render the "updated" column (ages grow while nothing changes): only the rows
@@ -523,7 +549,7 @@ class SelectionTable(ScrollView, can_focus=True):
                 # age is the one its neighbours were drawn with, not a newer one.
                 cursor = self.get_component_rich_style("selection-table--cursor")
                 fill = self._base_style + cursor
-                style = fill + self._row_style(self._rows[provider])
+                style = fill + self._row_style(self._rows[provider], provider)
                 cached = self._row_strip(provider)
                 strip = Strip([Segment(segment.text, style) for segment in cached],
                               cached.cell_length)
@@ -537,7 +563,8 @@ class SelectionTable(ScrollView, can_focus=True):
             return cached
         row = self._rows[provider]
         self._drawn_at[provider] = self._clock()
-        strip = self._strip(self._values(provider, row), self._base_style + self._row_style(row))
+        style = self._base_style + self._row_style(row, provider)
+        strip = self._strip(self._values(provider, row), style)
         self._strips.set(provider, strip)
         return strip
 
@@ -547,7 +574,10 @@ class SelectionTable(ScrollView, can_focus=True):
         selection = row.selection
         if selection is None:
             return (mark, provider, DASH, "", DASH, "")
-        return (mark, provider, selection.model_name, _LOCKED if selection.locked else "",
+        problem = self._problems.get(provider)
+        model = selection.model_name if problem is None else \
+            f"{_INVALID_MARKS[problem.kind]} {selection.model_name}"
+        return (mark, provider, model, _LOCKED if selection.locked else "",
                 relative_time(selection.last_updated,
                               self._drawn_at.get(provider) or self._clock()),
                 short_actor(clean(selection.updated_by)))
@@ -565,7 +595,7 @@ class SelectionTable(ScrollView, can_focus=True):
             segments.append(Segment(pad + cell.plain + pad, style))
         return Strip(segments, self._widths.total)
 
-    def _row_style(self, row: _Row) -> Style:
+    def _row_style(self, row: _Row, provider: str) -> Style:
         names: list[str] = []
         if row.selection is None:
             names.append("selection-table--unset")
@@ -573,6 +603,8 @@ class SelectionTable(ScrollView, can_focus=True):
             names.append("selection-table--locked")
         if row.marked:
             names.append("selection-table--marked")
+        if row.selection is not None and provider in self._problems:
+            names.append("selection-table--invalid")
         if row.flashing:
             names.append("selection-table--flash")
         style = Style()
