@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--include-locked", action="store_true",
                      help="roll locked providers back too (their locks included)")
     sub.add_argument("--json", action="store_true", help="what was done, as JSON")
+    add_wait_option(sub)
 
     sub = command("audit", "check the history's hash chain",
                   """\
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                   good write becomes the file again, with a history line for every
                   provider it changes. Writes refuse a missing file while the backup or
                   the history shows selections existed, and say to run this.""")
+    add_wait_option(sub)
 
     sub = command("init", "create an empty selections file, on purpose",
                   """

@@ -6,6 +6,7 @@ from ..errors import ConfigurationError
 from ..filebackend import FileBackend
 from ..store import SelectionStore
 from ..text import escape
+from .fleet import wait_if_asked
 from .output import change_line, shown
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
@@ -39,7 +40,9 @@ def cmd_restore(session: Session) -> int:
                                      f"{backend.backup_path}"))
     else:
         session.terminal.line(escape(f"{backend.location}: already as its backup ({what})"))
-    return EXIT_OK
+    if session.args.wait is not None:
+        store.reload()  # written through the backend: wait for the revision it wrote
+    return wait_if_asked(session, store)
 
 
 def cmd_init(session: Session) -> int:

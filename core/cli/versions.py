@@ -10,6 +10,7 @@ from ..fileformat import render_document
 from ..history import Revision
 from ..models import NOTHING, ProviderChange, Selection, diff_snapshots
 from ..text import escape, fit
+from .fleet import wait_if_asked
 from .output import table, time_text, to_json
 from .session import EXIT_OK, EXIT_REFUSED, Session
 
@@ -117,7 +118,7 @@ def cmd_rollback(session: Session) -> int:
         terminal.line(to_json({"rolled_back_to": done.target, "rev": done.number,
                                "changes": _changes_json(done.changes),
                                "kept_locked": list(done.kept_locked)}))
-        return EXIT_OK
+        return wait_if_asked(session, store)
     if done.number is None:
         terminal.line(f"nothing to change: already as revision {done.target}"
                       + (" (but for locked providers)" if done.kept_locked else ""))
@@ -128,7 +129,7 @@ def cmd_rollback(session: Session) -> int:
         names = ", ".join(escape(name) for name in done.kept_locked)
         terminal.line(f"kept as they are (locked): {names}; unlock them first, or pass "
                       "--include-locked")
-    return EXIT_OK
+    return wait_if_asked(session, store)
 
 
 def cmd_audit(session: Session) -> int:

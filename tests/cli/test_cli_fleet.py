@@ -54,15 +54,19 @@ def test_fleet_lists_a_reader_and_its_json(modelboard: Modelboard,
 
 
 def test_wait_on_every_write_command(modelboard: Modelboard, proxy: SelectionStore,
-                                     tmp_path: Path) -> None:
+                                     tmp_path: Path, data_file: Path) -> None:
     pinned = tmp_path / "pinned.json"
     pinned.write_text('{"openai": "gpt-4.1"}')
     for command in (["set", "openai", "gpt-4o-mini", "--wait=5"], ["lock", "openai", "--wait"],
                     ["unlock", "openai", "--wait"], ["apply", str(pinned), "--wait"],
-                    ["remove", "openai", "--wait", "5"]):
+                    ["remove", "openai", "--wait", "5"], ["rollback", "1", "--wait"],
+                    ["restore", "--wait"]):
+        if command[0] == "restore":  # the file deleted (a bad deploy): its backup brought back
+            data_file.unlink()
         done = modelboard(*command)
         assert done.code == 0, (command, done.err)
         assert re.search(r"^reached 1 of 1 reader in \d+ ms$", done.out, re.M), done.out
+    assert proxy.get_model_selection("openai").model_name == "gpt-4o"  # revision 1, restored
 
 
 def test_wait_names_a_reader_that_stopped_following(modelboard: Modelboard,
