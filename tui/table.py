@@ -549,7 +549,7 @@ class SelectionTable(ScrollView, can_focus=True):
                 # age is the one its neighbours were drawn with, not a newer one.
                 cursor = self.get_component_rich_style("selection-table--cursor")
                 fill = self._base_style + cursor
-                style = fill + self._row_style(self._rows[provider], provider)
+                style = fill + self._row_style(self._rows[provider], provider, on_cursor=True)
                 cached = self._row_strip(provider)
                 strip = Strip([Segment(segment.text, style) for segment in cached],
                               cached.cell_length)
@@ -595,10 +595,13 @@ class SelectionTable(ScrollView, can_focus=True):
             segments.append(Segment(pad + cell.plain + pad, style))
         return Strip(segments, self._widths.total)
 
-    def _row_style(self, row: _Row, provider: str) -> Style:
+    def _row_style(self, row: _Row, provider: str, *, on_cursor: bool = False) -> Style:
         names: list[str] = []
         if row.selection is None:
-            names.append("selection-table--unset")
+            # Not under the cursor: its muted colour is meant for the table's background,
+            # and on a light theme's cursor it would be dark on dark.
+            if not on_cursor:
+                names.append("selection-table--unset")
         elif row.selection.locked:
             names.append("selection-table--locked")
         if row.marked:

@@ -73,6 +73,17 @@ def test_main_view(snap_compare, snapshot_app, size) -> None:
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=on("openai"))
 
 
+def test_main_view_in_a_light_theme(snap_compare, snapshot_app) -> None:
+    """Every row readable on a light background: unset, locked, marked, invalid, cursor."""
+    async def light(pilot: Any) -> None:
+        pilot.app.theme = "textual-light"
+        await on("google")(pilot)
+        await pilot.press("space")  # a marked row beside the others
+        await pilot.press("down")
+        await pilot.pause()
+    assert snap_compare(snapshot_app(), terminal_size=(80, 24), run_before=light)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_locked_row(snap_compare, snapshot_app, size) -> None:
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=on("anthropic"))
