@@ -92,3 +92,38 @@ async def test_editor_keeps_the_table_while_redis_is_down(own_redis_server: Redi
             await wait_for(pilot, lambda: "gpt-5" in screen_text(app), "the change")
     finally:
         store.close()
+
+
+async def test_a_typed_edit_survives_a_redis_outage(own_redis_server: RedisServer,
+                                                    redis_key: str) -> None:
+    """Redis gone at Enter: the dialog comes back with what was typed and why; once Redis
+    is back, Enter saves exactly that."""
+    from modelboard.tui.dialogs import ModelPicker
+
+    server = own_redis_server.start()
+    url = server.url(redis_key)
+    open_store(url).set_model_selection("openai", "gpt-4o")
+    store = open_store(url, actor="tester@host", report=False)
+    app = ModelboardApp(store, cursor_blink=False, watch=False)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.main.table.row_count, "the table")
+            table = app.main.table
+            table.move_cursor(row=table.get_row_index("openai"))
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), "the picker")
+            await pilot.press("ctrl+u", *"gpt-5")
+            server.stop()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker)
+                           and "not saved" in screen_text(app).lower(), "the refusal")
+            assert app.screen.query_one("#model-filter").value == "gpt-5"
+            server.start()
+            await pilot.press("enter")  # retry, Redis back
+            await wait_for(pilot, lambda: app.screen is app.main and not app.main.saving
+                           and "Saved" in screen_text(app), "the retried save")
+            check = open_store(url, report=False)
+            assert check.get_model_selection("openai").model_name == "gpt-5"
+            check.close()
+    finally:
+        store.close()
