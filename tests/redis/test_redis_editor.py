@@ -120,10 +120,13 @@ async def test_a_typed_edit_survives_a_redis_outage(own_redis_server: RedisServe
             assert app.screen.query_one("#model-filter").value == "gpt-5"
             server.start()
             await pilot.press("enter")  # retry, Redis back
-            await wait_for(pilot, lambda: app.screen is app.main and not app.main.saving
-                           and "Saved" in screen_text(app), "the retried save")
             check = open_store(url, report=False)
-            assert check.get_model_selection("openai").model_name == "gpt-5"
-            check.close()
+            try:
+                await wait_for(pilot, lambda: app.screen is app.main and not app.main.saving
+                               and check.reload().get("openai") is not None
+                               and check.reload()["openai"].model_name == "gpt-5",
+                               "the retried save")
+            finally:
+                check.close()
     finally:
         store.close()
