@@ -65,6 +65,25 @@ HARNESS = textwrap.dedent("""
             return newest["rev"]
         return None
 
+    def backup_problem(on_disk):
+        # The backup is rewritten in place just after the rename (see FileBackend): a kill
+        # in between leaves it behind (by one write per such kill in a row), or torn, which
+        # any reader refuses; never ahead, never half of one write and half of another.
+        try:
+            data = open(path + ".bak", "rb").read()
+        except FileNotFoundError:
+            return "no backup beside a written file"
+        try:
+            selections = parse_document(data, path=path + ".bak")
+        except Exception:
+            return "torn"
+        left, right = selections["left"].model_name, selections["right"].model_name
+        if left != right:
+            return f"the backup mixes two writes: {left} vs {right}"
+        if int(left.split("-")[1]) > on_disk:
+            return f"the backup holds {left}, ahead of the file's c-{on_disk}"
+        return None
+
     def writer(ack):
         store = open_store(path, catalog=catalog, actor="writer")
         n = int(store.get_model_selection("left").model_name.split("-")[1])
@@ -86,6 +105,7 @@ HARNESS = textwrap.dedent("""
     landed_unacknowledged = 0
     temp_files_left = 0    # kills after which a temp file lay beside the data file
     not_yet_applied = set()    # writes killed between the history append and the rename
+    backups_torn = 0           # kills that left the in-place backup refused by readers
     problems = []
     for _ in range(kills):
         read_end, write_end = os.pipe()
@@ -124,6 +144,12 @@ HARNESS = textwrap.dedent("""
         if problem:
             problems.append(problem)
             break
+        problem = backup_problem(on_disk)
+        if problem == "torn":
+            backups_torn += 1
+        elif problem:
+            problems.append(problem)
+            break
         acknowledged = on_disk   # the next writer builds on what is there
     backup = parse_document(open(path + ".bak", "rb").read(), path=path + ".bak")
     # One more clean write sweeps the temp files of writers killed mid-write.
@@ -137,6 +163,7 @@ HARNESS = textwrap.dedent("""
                       "marked_not_applied": marked,
                       "chain": [verified.ok, verified.problem, verified.where],
                       "landed_unacknowledged": landed_unacknowledged,
+                      "backups_torn": backups_torn,
                       "temp_files_left": temp_files_left,
                       "backup_whole": sorted(backup) == ["left", "right"],
                       "leftovers": leftovers}))
