@@ -215,18 +215,24 @@ class _Known:
     selections: Mapping[str, Selection]
 
 
-#: One write, atomically: refuse (returning what is stored) unless the counter and the
-#: document are what the writer built on; else store, keep a backup, count, record the
-#: history, and announce ``<counter> <revision>``.
-_COMPARE_AND_SWAP = """
-for i, want in ipairs({'string', 'string', 'string', 'stream'}) do
+def _after_type_checks(types: str) -> str:
+    """The start of every script: refuse before touching anything when a key holds the
+    wrong type (``{-1, key, found, wanted}``, for KEYS in order against ``types``) or the
+    counter (KEYS[2]) is not a number (``{-2, key, value}``); then ``counter`` is set."""
+    return "\nfor i, want in ipairs({" + types + """}) do
   local kind = redis.call('TYPE', KEYS[i])['ok']
   if kind ~= want and kind ~= 'none' then return {-1, KEYS[i], kind, want} end
 end
 local counter = redis.call('GET', KEYS[2]) or ''
 if counter ~= '' and not string.match(counter, '^%d+$') then
   return {-2, KEYS[2], counter}
-end
+end"""
+
+
+#: One write, atomically: refuse (returning what is stored) unless the counter and the
+#: document are what the writer built on; else store, keep a backup, count, record the
+#: history, and announce ``<counter> <revision>``.
+_COMPARE_AND_SWAP = _after_type_checks("'string', 'string', 'string', 'stream'") + """
 local document = redis.call('GET', KEYS[1])
 local digest = ''
 if document then digest = redis.sha1hex(document) end
@@ -246,15 +252,7 @@ return {1, new}
 
 #: What a reader (and a watcher's change check) needs, with the same type checks:
 #: ``{1, counter, document or sha1}``; ARGV[1] is ``document`` or ``digest``.
-_READ = """
-for i, want in ipairs({'string', 'string'}) do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= want and kind ~= 'none' then return {-1, KEYS[i], kind, want} end
-end
-local counter = redis.call('GET', KEYS[2]) or ''
-if counter ~= '' and not string.match(counter, '^%d+$') then
-  return {-2, KEYS[2], counter}
-end
+_READ = _after_type_checks("'string', 'string'") + """
 local document = redis.call('GET', KEYS[1])
 if ARGV[1] == 'digest' then
   if document then return {1, counter, redis.sha1hex(document)} end
