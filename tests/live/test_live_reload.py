@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from live_support import (
     PROVIDERS,
+    TIMEOUT_S,
     Recorder,
     generation_document,
     generation_of,
@@ -250,11 +252,23 @@ def test_a_folder_that_does_not_exist_yet_is_waited_for(tmp_path: Path) -> None:
     store.close()
 
 
+def remove_tree_like_rm_rf(folder: Path) -> None:
+    """Remove ``folder`` even while the store's reader heartbeat renames files inside it.
+
+    ``shutil.rmtree`` gives up when a file it listed is renamed away before it unlinks
+    it; an operator's ``rm -rf`` would just go on, so this does too, until it is gone.
+    """
+    deadline = time.monotonic() + TIMEOUT_S
+    while folder.exists():
+        assert time.monotonic() < deadline, f"{folder} could not be removed"
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_the_folder_removed_and_recreated_is_followed(
         watched: Watched, selections_file: Path) -> None:
     store, recorder = watched
     folder = selections_file.parent
-    shutil.rmtree(folder)  # with the readers' reports in it
+    remove_tree_like_rm_rf(folder)  # with the readers' reports in it
     recorder.wait_for_error("missing")
     folder.mkdir()
     replace_atomically(selections_file, generation_document(6))
