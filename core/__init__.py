@@ -34,6 +34,7 @@ from .opening import (
     open_store,
     resolve_catalog,
     resolve_location,
+    write_problem,
 )
 from .rules import UNSET, Operation, Outcome, Refusal
 from .service import ModelConfigService
@@ -81,4 +82,5 @@ __all__ = [
     "open_store",
     "resolve_catalog",
     "resolve_location",
+    "write_problem",
 ]

@@ -84,6 +84,14 @@ class Backend(Protocol):
         """The last good state kept at the last successful write, if any."""
         ...
 
+    def write_problem(self) -> str | None:
+        """Why the running user could not write here, in one line; None if they could.
+
+        Checked without writing anything (the editor asks before it opens a store, to
+        open read-only and say why). None also when only a write could tell (a server).
+        """
+        ...
+
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:
         """History entries, newest first."""

@@ -206,6 +206,24 @@ class FileBackend:
             raise ConfigurationError("too many levels of symlinks", path=str(self.path))
         return Path(os.path.realpath(path))
 
+    def write_problem(self) -> str | None:
+        """Why this user cannot write the file, or None if they can (see Backend).
+
+        Writing needs the file (if it exists) and its folder (temporary file, lock file,
+        backup, history); for a file not created yet, the nearest existing folder.
+        """
+        path = self.target
+        if path.is_dir():
+            return None  # opening fails with a clear message of its own
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"you cannot write {self.location} ({_why_not_writable(path)})"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"you cannot create files in {folder} ({_why_not_writable(folder)})"
+        return None
+
     # -- reading --------------------------------------------------------------------------
     def _read_beside(self, folder_path: Path, name: str, limit: int) -> bytes | None:
         """The bytes of ``name`` in ``folder_path`` (bounded, never followed); None if absent."""
@@ -1047,6 +1065,15 @@ def _write_all(fd: int, data: bytes) -> None:
 def _when(moment: datetime | None) -> str:
     return "at an unknown time" if moment is None else \
         f"at {moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+
+
+def _why_not_writable(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "permission denied"
 
 
 def _history_path_of(target: Path) -> Path:

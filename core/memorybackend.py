@@ -83,6 +83,9 @@ class MemoryBackend:
         with self._changed:
             return self._backup
 
+    def write_problem(self) -> str | None:
+        return None  # memory is always writable (read_only is a choice, not a problem)
+
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:
         with self._changed:

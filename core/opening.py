@@ -21,6 +21,7 @@ __all__ = [
     "open_store",
     "resolve_catalog",
     "resolve_location",
+    "write_problem",
 ]
 
 DEFAULT_PATH = "config/model_selections.json"
@@ -79,6 +80,19 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
     if watch:
         store.start_watching()
     return store
+
+
+def write_problem(location: str | os.PathLike[str] | None = None) -> str | None:
+    """Why the running user could not write the selections at ``location``; None if they could.
+
+    The backend's own answer (see ``Backend.write_problem``), asked without opening a
+    store or writing anything: the editor opens read-only, and says why, when it is not None.
+    """
+    backend = _backend_for(resolve_location(location), read_only=True)
+    try:
+        return backend.write_problem()
+    finally:
+        backend.close()
 
 
 class _DefaultStore:

@@ -603,6 +603,10 @@ class RedisBackend:
             raise self._unavailable(exc, "nothing was copied") from None
         return StoredState(dict(selections), revision, token=(counter, _sha1(rendered)))
 
+    def write_problem(self) -> str | None:
+        """None: only a write can tell whether the server (or its ACL) accepts it."""
+        return None
+
     # -- history --------------------------------------------------------------------------
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from modelboard.core import ModelboardError, SelectionStore, open_store, resolve_location
+from modelboard.core import (
+    ModelboardError,
+    SelectionStore,
+    open_store,
+    resolve_location,
+    write_problem,
+)
 from modelboard.core.models import utc_now
 from modelboard.core.preferences import Preferences
 
 from .preferences import apply_preferences
 from .screen import MainScreen
 
-__all__ = ["ModelboardApp", "open_for_editing", "run_editor", "write_problem"]
-
-_REMOTE_SCHEMES = ("redis://", "rediss://", "unix://")
+__all__ = ["ModelboardApp", "open_for_editing", "run_editor"]
 
 
 class ModelboardApp(App[int]):
@@ -92,36 +94,6 @@ class ModelboardApp(App[int]):
             self.notify("Waiting for the save in progress, then quitting.", markup=False)
             return
         self.exit(0)
-
-
-def write_problem(location: str) -> str | None:
-    """Why this user cannot write the selections at ``location``, or None if they can.
-
-    Writing needs the file (if it exists) and its folder (temporary file, lock file,
-    history); for a file not created yet, the nearest existing folder.
-    """
-    if location.startswith(_REMOTE_SCHEMES):
-        return None
-    path = Path(os.path.realpath(location))
-    if path.is_dir():
-        return None  # opening fails with a clear message of its own
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"you cannot write {location} ({_why(path)})"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"you cannot create files in {folder} ({_why(folder)})"
-    return None
-
-
-def _why(path: Path) -> str:
-    try:
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "read-only file system"
-    except OSError:
-        pass
-    return "permission denied"
 
 
 def open_for_editing(location: str | None, *, catalog: str | None = None,

@@ -13,6 +13,8 @@ from tui_helpers import (
     FIXTURES,
     NOW,
     footer_text,
+    history_lines,
+    put_cursor_on,
     screen_text,
     stored,
     wait_for,
@@ -33,18 +35,6 @@ from modelboard.tui.dialogs import (
 from modelboard.tui.table import SelectionTable
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
-
-
-def put_cursor_on(app: ModelboardApp, provider: str) -> None:
-    table = app.main.table
-    table.move_cursor(row=table.get_row_index(provider))
-
-
-def history_lines(path: Path) -> list[dict[str, object]]:
-    history = path.with_name("model_selections.history.jsonl")
-    if not history.exists():
-        return []
-    return [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
 
 
 # -- starting ------------------------------------------------------------------------------

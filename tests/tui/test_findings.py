@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from tui_helpers import (
     footer_text,
+    put_cursor_on,
+    replace_file,
     screen_text,
     stored,
     wait_for,
@@ -25,18 +27,6 @@ from modelboard.tui import ModelboardApp
 from modelboard.tui.dialogs import BulkReview, ConfirmDialog, HistoryScreen, ModelPicker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
-
-
-def put_cursor_on(app: ModelboardApp, provider: str) -> None:
-    table = app.main.table
-    table.move_cursor(row=table.get_row_index(provider))
-
-
-def replace_file(path: Path, document: dict[str, object]) -> None:
-    """A hand edit saved whole (an editor with backups, a deploy script)."""
-    temp = path.with_name(".hand-edit.json")
-    temp.write_text(json.dumps(document, indent=2))
-    os.replace(temp, path)
 
 
 async def open_picker(pilot, app: ModelboardApp, provider: str, typed: str) -> ModelPicker:

@@ -4,22 +4,12 @@ served instead in the detail line, a count in the header; the marks follow live 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from tui_helpers import screen_text, wait_for
-
-from modelboard.tui import ModelboardApp
+from tui_helpers import put_cursor_on, replace_file, screen_text, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
-
-
-def hand_edit(path: Path, document: dict[str, object]) -> None:
-    """A hand edit saved whole, as an editor with backups saves it (no history line)."""
-    temp = path.with_name(".hand-edit.json")
-    temp.write_text(json.dumps(document, indent=2))
-    os.replace(temp, path)
 
 
 def entry(model: str) -> dict[str, object]:
@@ -27,14 +17,9 @@ def entry(model: str) -> dict[str, object]:
             "updated_by": "alice@ops1"}
 
 
-def on_row(app: ModelboardApp, provider: str) -> None:
-    table = app.main.table
-    table.move_cursor(row=table.get_row_index(provider))
-
-
 async def test_a_hand_typo_at_start_is_marked_and_not_served(data_file: Path, open_app) -> None:
     data_file.parent.mkdir(parents=True)
-    hand_edit(data_file, {"openai": entry("gpt-4oo"), "anthropic": entry("claude-sonnet-4-5")})
+    replace_file(data_file, {"openai": entry("gpt-4oo"), "anthropic": entry("claude-sonnet-4-5")})
     app = open_app(data_file)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
@@ -42,7 +27,7 @@ async def test_a_hand_typo_at_start_is_marked_and_not_served(data_file: Path, op
         assert table.row_text("openai").split()[1:3] == ["✗", "gpt-4oo"]
         assert "✗" not in table.row_text("anthropic")
         assert "1 invalid" in screen_text(app).splitlines()[0]
-        on_row(app, "openai")
+        put_cursor_on(app, "openai")
         await pilot.pause()
         text = screen_text(app)
         assert "not served" in text and "the proxy serves nothing" in text
@@ -55,15 +40,15 @@ async def test_marks_follow_a_live_typo_and_its_fix(seeded_file: Path, open_app)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.store.watching, what="the watcher")
         table = app.main.table
-        on_row(app, "openai")
+        put_cursor_on(app, "openai")
         typo = {**good, "openai": {**good["openai"], "model_name": "gpt-4oo"}}
-        hand_edit(seeded_file, typo)
+        replace_file(seeded_file, typo)
         await wait_for(pilot, lambda: "gpt-4oo" in table.row_text("openai"),
                        what="the typo on screen")
         assert "✗ gpt-4oo" in table.row_text("openai")
         await wait_for(pilot, lambda: "the proxy serves gpt-4o" in screen_text(app),
                        what="what is served instead, in the detail line")
-        hand_edit(seeded_file, good)
+        replace_file(seeded_file, good)
         await wait_for(pilot, lambda: "✗" not in table.row_text("openai"),
                        what="the mark gone once the entry is fixed")
         assert "not served" not in screen_text(app)

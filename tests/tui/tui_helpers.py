@@ -1,10 +1,12 @@
-"""Helpers for the editor's tests: fixed clock, screen text, waiting, other processes."""
+"""Helpers for the editor's tests: fixed clock, screen text, waiting, the cursor, hand edits
+and writes from other processes (one home, shared by every test module of the editor)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -78,3 +80,29 @@ async def footer_text(pilot: Any, app: Any) -> str:
     await pilot.pause()
     await wait_for(pilot, lambda: "Help" in screen_lines(app)[-1], what="the footer")
     return screen_lines(app)[-1]
+
+
+def put_cursor_on(app: Any, provider: str) -> None:
+    """Move the main table's cursor to ``provider``'s row."""
+    table = app.main.table
+    table.move_cursor(row=table.get_row_index(provider))
+
+
+def replace_file(path: Path, document: dict[str, object]) -> None:
+    """A hand edit saved whole, as an editor with backups or a deploy script saves it
+    (no history line)."""
+    temp = path.with_name(".hand-edit.json")
+    temp.write_text(json.dumps(document, indent=2))
+    os.replace(temp, path)
+
+
+def history_path(path: Path) -> Path:
+    return path.with_name("model_selections.history.jsonl")
+
+
+def history_lines(path: Path) -> list[dict[str, object]]:
+    """The history file beside ``path``, one record per line (none if there is no file)."""
+    history = history_path(path)
+    if not history.exists():
+        return []
+    return [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
