@@ -6,11 +6,13 @@ editor (``modelboard`` alone, or ``modelboard tui``) is imported only when asked
 
 Exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file),
 2 usage error. Every error is one line on stderr; text output fits 80 columns and
-is coloured only on a terminal without ``NO_COLOR``; ``--json`` output has sorted
-keys and the shapes documented in the README.
+is coloured only on a terminal without ``NO_COLOR``. Under ``--json`` (every command but
+the editor, ``serve`` and ``completion``) the outcome is one JSON document on stdout, a
+refusal too (``{"error": ...}``), with sorted keys and the shapes of ``schema.json``.
 
 The modules: ``parser`` (the grammar), ``session`` (one run: options, store, exit
-codes), ``output`` (terminal-safe text, tables, JSON), and one module per group of
+codes), ``output`` (terminal-safe text, tables, JSON), ``shapes`` (what ``--json`` prints),
+``problems`` (how apply and validate report a file's problems), and one module per group of
 commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watch``,
 ``fleet`` (the fleet and ``--wait``) and ``launch`` (the editor).
 """
@@ -36,9 +38,10 @@ from .session import (
     EXIT_REFUSED,
     Handler,
     Session,
-    configure_logging,
+    cli_logging,
     with_preferences,
 )
+from .shapes import error_kind
 from .versions import cmd_audit, cmd_diff, cmd_log, cmd_rollback, cmd_show
 from .watch import cmd_watch
 from .writing import cmd_lock, cmd_remove, cmd_set, cmd_unlock
@@ -81,8 +84,11 @@ def _error_text(error: ModelboardError, session: Session) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``modelboard`` with ``argv`` (default: the command line); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # Known before parsing, so that a usage error is JSON too (``--`` ends the options).
+    wants_json = "--json" in words[:words.index("--")] if "--" in words else "--json" in words
+    parser = build_parser(json_errors=wants_json)
+    args = parser.parse_args(words)
     if args.actor is not None and (not args.actor.strip() or not args.actor.isprintable()):
         parser.error("--actor must be a non-empty name without control characters")
     if args.quiet and args.verbose:
@@ -96,15 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         preferences = with_preferences(args)
     except ModelboardError as error:
-        terminal.error(str(error))
-        return EXIT_REFUSED
+        return Session(args, terminal).refuse(str(error), kind=error_kind(error))
     session = Session(args, terminal, preferences)
-    configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
-        return COMMANDS[args.command](session)
+        with cli_logging(quiet=args.quiet, verbose=args.verbose):
+            return COMMANDS[args.command](session)
     except ModelboardError as error:
-        terminal.error(_error_text(error, session))
-        return EXIT_REFUSED
+        return session.refuse(_error_text(error, session), kind=error_kind(error))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..fleet import Fleet, Reader, Waited, duration, summary, utc_now
 from ..store import SelectionStore
-from .output import table, to_json
+from .output import table
 from .session import EXIT_OK, EXIT_REFUSED, Session
+from .shapes import reader_json, wait_json
 
-__all__ = ["DEFAULT_WAIT_S", "add_wait_option", "cmd_fleet", "wait_if_asked"]
+__all__ = ["DEFAULT_WAIT_S", "add_wait_option", "cmd_fleet", "finish_write", "wait_if_asked"]
 
 #: How long ``--wait`` alone waits for every reader.
 DEFAULT_WAIT_S = 10.0
@@ -45,12 +47,29 @@ def _readers(count: int) -> str:
     return f"{count} reader{'s' * (count != 1)}"
 
 
-def wait_if_asked(session: Session, store: SelectionStore) -> int:
-    """After a write: with ``--wait``, wait for every reader and say how it went."""
+def _wait(session: Session, store: SelectionStore) -> Waited | None:
     timeout = getattr(session.args, "wait", None)
     if timeout is None:
+        return None
+    return Fleet(store).wait_for(store.snapshot.revision, timeout_s=timeout)
+
+
+def finish_write(session: Session, store: SelectionStore, result: dict[str, Any]) -> int:
+    """The end of a write command under ``--json``: wait if asked, print ``result`` with
+    ``wait`` and the store's ``revision``; exit 1 if the wait did not reach every reader."""
+    waited = _wait(session, store)
+    result.setdefault("revision", store.stored_snapshot.revision)
+    result["wait"] = wait_json(waited)
+    session.print_json(result)
+    return EXIT_REFUSED if waited is not None and not waited.reached else EXIT_OK
+
+
+def wait_if_asked(session: Session, store: SelectionStore) -> int:
+    """After a write: with ``--wait``, wait for every reader and say how it went."""
+    waited = _wait(session, store)
+    if waited is None:
         return EXIT_OK
-    waited = Fleet(store).wait_for(store.snapshot.revision, timeout_s=timeout)
+    timeout = session.args.wait
     if waited.reached:
         session.terminal.line(f"reached {waited.count} of {_readers(waited.total)} "
                               f"in {_ms(waited.seconds)}")
@@ -84,10 +103,9 @@ def cmd_fleet(session: Session) -> int:
     readers = Fleet(store).readers(confirm=True)
     terminal = session.terminal
     healthy = all(r.status == "current" for r in readers if r.live)
-    if session.args.json:
-        terminal.line(to_json({"revision": store.snapshot.revision, "summary": summary(readers),
-                               "all_current": healthy,
-                               "readers": [r.to_json() for r in readers]}))
+    if session.as_json:
+        session.print_json({"revision": store.snapshot.revision, "summary": summary(readers),
+                            "all_current": healthy, "readers": [reader_json(r) for r in readers]})
     else:
         if readers:
             headers = ("NAME", "HOST", "PID", "REVISION", "SINCE", "STATUS")

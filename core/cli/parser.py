@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from .fleet import add_wait_option
+from .output import to_json
 from .session import EXIT_USAGE
+from .shapes import error_json
 
-__all__ = ["build_parser"]
+__all__ = ["NO_JSON", "build_parser"]
+
+#: The commands without ``--json``, and why: what they print is not data.
+NO_JSON = {
+    "tui": "the editor is interactive",
+    "serve": "a web server: it prints a log, not a result",
+    "completion": "prints a shell script, to be sourced by the shell",
+}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line."""
+    """argparse, with usage errors on one line (a JSON error when ``--json`` was given)."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        text = f"{self.prog}: {message} (see '{self.prog} --help')"
+        if self.json_errors:
+            sys.stdout.write(to_json(error_json(text, kind="usage", exit_code=EXIT_USAGE))
+                             + "\n")
+            self.exit(EXIT_USAGE)
+        self.exit(EXIT_USAGE, text + "\n")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
@@ -82,7 +101,10 @@ examples:
   modelboard set openai gpt-4.1 --wait && modelboard fleet
 
 exit codes: 0 success, 1 refused (invalid, locked, conflict, not found, bad file),
-2 usage error (130 when watch is stopped by Ctrl-C)."""
+2 usage error (130 when watch is stopped by Ctrl-C).
+
+--json: every command but tui, serve and completion prints one JSON document on
+stdout, a refusal included ({"error": {...}}), with the same exit codes."""
 
 
 #: What each command's --help shows under "examples:" (every command has some).
@@ -125,14 +147,38 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "serve": ("modelboard serve", "modelboard serve --port 9000 --read-only",
               "ssh -N -L 8000:127.0.0.1:8000 proxy-host   # from your laptop"),
 }
+#: What each command's --json prints (the shapes are in schema.json and the README).
+JSON_HELP: dict[str, str] = {
+    "list": "a JSON array of selections",
+    "get": "the whole selection as JSON",
+    "set": "what changed, as JSON",
+    "lock": "what changed, as JSON",
+    "unlock": "what changed, as JSON",
+    "remove": "what changed, as JSON",
+    "apply": "the changes or the problems, as JSON",
+    "validate": "each file's problems, as JSON",
+    "history": "a JSON array of history entries",
+    "log": "a JSON array of revisions",
+    "show": "the selections as of REV, as JSON",
+    "diff": "a JSON array of changes",
+    "rollback": "what was done, as JSON",
+    "audit": "the outcome as JSON",
+    "watch": "one JSON object per line",
+    "restore": "what was restored, as JSON",
+    "init": "the outcome as JSON",
+    "catalog": "JSON instead of text",
+    "migrate": "what was copied, as JSON",
+    "fleet": "JSON instead of text",
+}
 _PROVIDER = "a provider name, as in the catalog (openai, anthropic, ollama …)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``modelboard`` and all its subcommands."""
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    """The parser of ``modelboard`` and all its subcommands (``json_errors``: usage errors
+    are printed as JSON on stdout, for a command line holding ``--json``)."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="modelboard", description=_DESCRIPTION, epilog=_EPILOG,
-                     formatter_class=formatter)
+                     formatter_class=formatter, json_errors=json_errors)
     _add_global_options(parser, in_subcommand=False)
     common = _Parser(add_help=False)
     _add_global_options(common, in_subcommand=True)
@@ -142,17 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
         description = summary + ("\n\n" + textwrap.dedent(details).strip() if details else "")
         examples = "\n".join(f"  {example}" for example in EXAMPLES.get(name, ()))
-        return commands.add_parser(name, parents=[common], help=summary,
-                                   description=description, formatter_class=formatter,
-                                   epilog=f"examples:\n{examples}" if examples else None)
+        sub = commands.add_parser(name, parents=[common], help=summary,
+                                  description=description, formatter_class=formatter,
+                                  epilog=f"examples:\n{examples}" if examples else None,
+                                  json_errors=json_errors)
+        if name not in NO_JSON:
+            sub.add_argument("--json", action="store_true",
+                             help=f"{JSON_HELP.get(name, 'the outcome as JSON')} "
+                                  "(refusals too; see 'JSON output' in the README)")
+        return sub
 
     sub = command("list", "every provider with its model, lock, last change and author")
-    sub.add_argument("--json", action="store_true", help="a JSON array of selections")
 
     sub = command("get", "the model selected for one provider (exit 1 if none)",
                   "Prints the model name alone, for $(modelboard get openai).")
     sub.add_argument("provider", help=_PROVIDER)
-    sub.add_argument("--json", action="store_true", help="the whole selection as JSON")
 
     sub = command("set", "select a model for a provider (validated against the catalog)")
     sub.add_argument("provider", help=_PROVIDER)
@@ -205,12 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("history", "who changed what and when, newest first")
     sub.add_argument("provider", nargs="?", help="only this provider's changes")
     sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
-    sub.add_argument("--json", action="store_true", help="a JSON array of entries")
 
     sub = command("log", "revisions, newest first: number, time, who, what changed, why")
     sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
     sub.add_argument("--provider", metavar="P", help="only revisions that changed P")
-    sub.add_argument("--json", action="store_true", help="a JSON array of revisions")
 
     sub = command("show", "the whole document as of a revision (as the file held it)")
     sub.add_argument("rev", metavar="REV", type=_positive, help="a revision number (see log)")
@@ -220,7 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to start from")
     sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?",
                      help="the revision to end at (default: the current document)")
-    sub.add_argument("--json", action="store_true", help="a JSON array of changes")
 
     sub = command("rollback", "make the document what it was at REV, in one recorded write",
                   """\
@@ -231,7 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reason(sub)
     sub.add_argument("--include-locked", action="store_true",
                      help="roll locked providers back too (their locks included)")
-    sub.add_argument("--json", action="store_true", help="what was done, as JSON")
     add_wait_option(sub)
 
     sub = command("audit", "check the history's hash chain",
@@ -239,13 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                   'audit verify' exits 0 and says how many revisions it checked, or exits 1
                   naming the first broken link: the file, the line, what is wrong.""")
     sub.add_argument("action", choices=["verify"], help="verify: check every link")
-    sub.add_argument("--json", action="store_true", help="the outcome as JSON")
 
     sub = command("watch", "print one line per change until interrupted",
                   """\
                   Keeps running through a bad file, printing its error. Ctrl-C (SIGINT)
                   exits 130; SIGTERM exits 0.""")
-    sub.add_argument("--json", action="store_true", help="one JSON object per line")
 
     sub = command("restore", "bring back the last good backup of the selections file",
                   """
@@ -262,7 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("catalog", "providers and the models each serves")
     sub.add_argument("provider", nargs="?", help="only this provider's models, one per line")
-    sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     sub = command("migrate", "copy every selection from one store to another")
     sub.add_argument("--from", dest="source", metavar="SRC", required=True,
@@ -275,7 +318,6 @@ def build_parser() -> argparse.ArgumentParser:
                   One line per reader (name, host, pid, revision, since when, status:
                   current, behind, stale, error or unreadable) and a summary. Exit 0
                   when every live (not stale) reader is current, else 1.""")
-    sub.add_argument("--json", action="store_true", help="JSON instead of text")
 
     command("tui", "open the editor (the default without a command)")
 

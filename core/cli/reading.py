@@ -7,11 +7,11 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..models import Selection
-from ..service import selection_to_dict
 from ..store import SelectionStore
 from ..text import escape, fit
-from .output import LINE_WIDTH, table, time_text, to_json
-from .session import EXIT_OK, EXIT_REFUSED, Session
+from .output import LINE_WIDTH, table, time_text
+from .session import EXIT_OK, Session
+from .shapes import catalog_entry_json, history_entry_json, selection_json
 
 __all__ = ["cmd_catalog", "cmd_get", "cmd_history", "cmd_list"]
 
@@ -38,13 +38,10 @@ def cmd_list(session: Session) -> int:
     terminal = session.terminal
     providers = sorted(snapshot)
     marks = _marked(store)
-    if session.args.json:
+    if session.as_json:
         problems = {problem.provider: problem for problem in store.problems()}
-        terminal.line(to_json([
-            {**selection_to_dict(p, snapshot[p]),
-             **({"problem": {"kind": problems[p].kind, "reason": problems[p].reason}}
-                if p in problems else {})}
-            for p in providers]))
+        session.print_json([selection_json(p, snapshot[p], problems.get(p))
+                            for p in providers])
     elif providers:
         rows = [(provider, f"{selection.model_name} {marks[provider]}" if provider in marks
                  else selection.model_name, _lock_text(selection),
@@ -75,10 +72,11 @@ def cmd_get(session: Session) -> int:
             close = session.catalog.close_providers(provider)
             hint = f"; unknown provider, did you mean {close[0]!r}?" if close else \
                 "; the catalog does not know it either"
-        session.terminal.error(f"{store.location}: {provider}: no model selected{hint}")
-        return EXIT_REFUSED
-    if session.args.json:
-        session.terminal.line(to_json(selection_to_dict(provider, selection)))
+        return session.refuse(f"{store.location}: {provider}: no model selected{hint}",
+                              kind="not_found")
+    if session.as_json:
+        problem = next((p for p in store.problems() if p.provider == provider), None)
+        session.print_json(selection_json(provider, selection, problem))
     else:
         session.terminal.line(escape(selection.model_name))
     return EXIT_OK
@@ -88,8 +86,8 @@ def cmd_history(session: Session) -> int:
     store = session.open_for_reading()
     entries = store.history(session.args.provider, limit=session.args.limit)
     terminal = session.terminal
-    if session.args.json:
-        terminal.line(to_json([entry.to_json() for entry in entries]))
+    if session.as_json:
+        session.print_json([history_entry_json(entry) for entry in entries])
         return EXIT_OK
     if not entries:
         terminal.note(f"{store.location}: no history"
@@ -110,8 +108,8 @@ def cmd_catalog(session: Session) -> int:
     if provider is not None:
         catalog.validate(provider)
         spec = catalog[provider]
-        if session.args.json:
-            terminal.line(to_json(_spec_json(provider, catalog)))
+        if session.as_json:
+            session.print_json(_spec_json(provider, catalog))
         elif spec.any_model:
             terminal.line("(any model name)")
         else:
@@ -119,8 +117,8 @@ def cmd_catalog(session: Session) -> int:
                 terminal.line(escape(model))
         return EXIT_OK
     providers = sorted(catalog)
-    if session.args.json:
-        terminal.line(to_json([_spec_json(name, catalog) for name in providers]))
+    if session.as_json:
+        session.print_json([_spec_json(name, catalog) for name in providers])
         return EXIT_OK
     name_width = min(max(map(len, providers), default=0), 20)
     for name in providers:
@@ -137,4 +135,4 @@ def cmd_catalog(session: Session) -> int:
 
 def _spec_json(provider: str, catalog: Catalog) -> dict[str, Any]:
     spec = catalog[provider]
-    return {"provider": provider, "models": list(spec.models), "any_model": spec.any_model}
+    return catalog_entry_json(provider, spec.models, spec.any_model)

@@ -6,9 +6,10 @@ from ..errors import ConfigurationError
 from ..filebackend import FileBackend
 from ..store import SelectionStore
 from ..text import escape
-from .fleet import wait_if_asked
+from .fleet import finish_write, wait_if_asked
 from .output import change_line, shown
-from .session import EXIT_OK, EXIT_REFUSED, Session
+from .session import EXIT_OK, Session
+from .shapes import history_entry_json
 
 __all__ = ["cmd_init", "cmd_restore"]
 
@@ -30,6 +31,15 @@ def cmd_restore(session: Session) -> int:
     store = session.open(read_only=session.args.read_only)
     backend = _file_backend(store, session, "restore")
     stored, lines = backend.restore_backup(session.args.actor or store.actor)
+    if session.args.wait is not None or session.as_json:
+        store.reload()  # written through the backend: the store learns the revision it wrote
+    if session.as_json:
+        return finish_write(session, store, {
+            "file": backend.location, "restored_from": str(backend.backup_path),
+            "selections": len(stored.selections),
+            # As the history recorded them (numbered, with the revision written).
+            "entries": [history_entry_json(entry)
+                        for entry in store.history(limit=len(lines))] if lines else []})
     for line in lines:
         session.terminal.line(change_line(line.provider, line.old, line.new)
                               + ("" if line.action == "set" else f" ({line.action})"))
@@ -40,8 +50,6 @@ def cmd_restore(session: Session) -> int:
                                      f"{backend.backup_path}"))
     else:
         session.terminal.line(escape(f"{backend.location}: already as its backup ({what})"))
-    if session.args.wait is not None:
-        store.reload()  # written through the backend: wait for the revision it wrote
     return wait_if_asked(session, store)
 
 
@@ -50,9 +58,12 @@ def cmd_init(session: Session) -> int:
     backend = _file_backend(session.open(read_only=session.args.read_only), session, "init")
     if not backend.create_empty():
         state = backend.load()
-        session.terminal.error(escape(f"{backend.location}: already exists with "
-                                      f"{len(state.selections)} selections; nothing was "
-                                      "written"))
-        return EXIT_REFUSED
-    session.terminal.line(escape(f"{backend.location}: created with no selections"))
+        return session.refuse(f"{backend.location}: already exists with "
+                              f"{len(state.selections)} selections; nothing was written",
+                              kind="exists")
+    if session.as_json:
+        session.print_json({"file": backend.location, "created": True,
+                            "revision": backend.load().revision})
+    else:
+        session.terminal.line(escape(f"{backend.location}: created with no selections"))
     return EXIT_OK

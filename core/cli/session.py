@@ -20,10 +20,11 @@ from ..opening import (
 from ..preferences import Preferences, load_preferences
 from ..store import SelectionStore
 from ..text import escape
-from .output import Terminal
+from .output import Terminal, to_json
+from .shapes import error_json
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Handler", "Session",
-           "configure_logging", "quiet_log", "with_preferences"]
+           "cli_logging", "quiet_log", "with_preferences"]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -65,6 +66,23 @@ class Session:
         self._catalog: Catalog | None = None
 
     @property
+    def as_json(self) -> bool:
+        """``--json``: the outcome, refusals included, is one JSON document on stdout."""
+        return bool(getattr(self.args, "json", False))
+
+    def print_json(self, value: object) -> None:
+        self.terminal.line(to_json(value))
+
+    def refuse(self, message: str, *, kind: str = "refused", code: int = EXIT_REFUSED) -> int:
+        """Say why the command refused (JSON on stdout under ``--json``, else a line on
+        stderr) and return its exit code."""
+        if self.as_json:
+            self.print_json(error_json(message, kind=kind, exit_code=code))
+        else:
+            self.terminal.error(message)
+        return code
+
+    @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
             self._catalog = resolve_catalog(self.args.catalog)
@@ -99,19 +117,34 @@ class Session:
 Handler = Callable[[Session], int]
 
 
+class _Threshold(logging.Filter):
+    """The CLI handler's level, raised for a while by ``quiet_log``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.floor = logging.NOTSET
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.floor
+
+
+_threshold = _Threshold()
+
+
 @contextmanager
 def quiet_log(level: int) -> Iterator[None]:
-    """Within ``with quiet_log(level)``, the ``modelboard`` log shows ``level`` and above.
+    """Within ``with quiet_log(level)``, the command's own log handler shows ``level`` and
+    above: a command that reports a problem itself keeps the log from saying it twice.
 
-    The only place the command changes the core's log level: a command that reports a
-    problem itself keeps the log from saying it a second time.
+    Only the CLI's handler is filtered; no logger's level changes, so what a program that
+    embeds the CLI logs elsewhere is untouched.
     """
-    saved = log.level
-    log.setLevel(level)
+    saved = _threshold.floor
+    _threshold.floor = max(saved, level)
     try:
         yield
     finally:
-        log.setLevel(saved)
+        _threshold.floor = saved
 
 
 class _CleanFormatter(logging.Formatter):
@@ -119,15 +152,30 @@ class _CleanFormatter(logging.Formatter):
         return escape(super().format(record))
 
 
-def configure_logging(*, quiet: int = 0, verbose: int = 0) -> None:
-    """The core's warnings (a history line that could not be written) as one-liners;
-    ``-q`` keeps errors only, ``-v`` adds what the core does, ``-vv`` its details."""
+@contextmanager
+def cli_logging(*, quiet: int = 0, verbose: int = 0) -> Iterator[None]:
+    """For one run: the core's log lines (a history line that could not be written) as
+    one-liners on stderr; ``-q`` keeps errors only, ``-v`` adds what the core does, ``-vv``
+    its details.
+
+    Only the ``modelboard`` loggers are touched, never the root logger; and only for the
+    run: the handler is removed and the ``modelboard`` logger's level and propagation are
+    put back afterwards, so a program that calls ``main()`` keeps its own logging.
+    """
     level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1
              else logging.INFO if verbose else logging.WARNING)
-    log.setLevel(level)
-    if log.handlers:
-        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_CleanFormatter("modelboard: %(message)s"))
+    handler.setLevel(level)
+    handler.addFilter(_threshold)
+    saved_level, saved_propagate = log.level, log.propagate
+    # The logger lets through what the handler shows (and no less than it let through).
+    log.setLevel(level if saved_level == logging.NOTSET else min(level, saved_level))
+    log.propagate = False  # the run's handler says it; a root handler would say it again
     log.addHandler(handler)
-    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved_level)
+        log.propagate = saved_propagate

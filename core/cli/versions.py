@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ..errors import ConfigurationError
 from ..fileformat import render_document
-from ..history import Revision
 from ..models import NOTHING, ProviderChange, Selection, diff_snapshots
 from ..text import escape, fit
-from .fleet import wait_if_asked
-from .output import table, time_text, to_json
+from .fleet import finish_write, wait_if_asked
+from .output import table, time_text
 from .session import EXIT_OK, EXIT_REFUSED, Session
+from .shapes import Problem, change_json, revision_json, selection_json
 
 __all__ = ["cmd_audit", "cmd_diff", "cmd_log", "cmd_rollback", "cmd_show"]
-
-
-def _revision_json(revision: Revision) -> dict[str, Any]:
-    return {
-        "rev": revision.number,
-        "revision": revision.revision,
-        "time": revision.time.isoformat(),
-        "actor": revision.actor,
-        "reason": revision.reason,
-        "summary": revision.summary(),
-        "changes": [entry.to_json() for entry in revision.entries],
-    }
 
 
 def cmd_log(session: Session) -> int:
@@ -34,8 +21,8 @@ def cmd_log(session: Session) -> int:
     args = session.args
     revisions = store.revisions(provider=args.provider, limit=args.limit)
     terminal = session.terminal
-    if args.json:
-        terminal.line(to_json([_revision_json(r) for r in revisions]))
+    if session.as_json:
+        session.print_json([revision_json(r) for r in revisions])
         return EXIT_OK
     if not revisions:
         terminal.note(f"{store.location}: no revisions"
@@ -52,6 +39,11 @@ def cmd_log(session: Session) -> int:
 def cmd_show(session: Session) -> int:
     store = session.open_for_reading()
     document = store.document_at(session.args.rev)
+    if session.as_json:
+        session.print_json({"rev": session.args.rev,
+                            "selections": [selection_json(provider, document[provider])
+                                           for provider in sorted(document)]})
+        return EXIT_OK
     # The document as the file held it: the same form, byte for byte, on every backend.
     session.terminal.out.write(clean_document(render_document(document)))
     return EXIT_OK
@@ -78,12 +70,6 @@ def _change_text(change: ProviderChange) -> str:
             f"{fit(escape(_state(change.new)), 27)}")
 
 
-def _changes_json(changes: tuple[ProviderChange, ...]) -> list[dict[str, Any]]:
-    return [{"provider": c.provider, "kind": c.kind,
-             "old": c.old.to_json() if c.old is not None else None,
-             "new": c.new.to_json() if c.new is not None else None} for c in changes]
-
-
 def _print_changes(session: Session, changes: tuple[ProviderChange, ...], *,
                    same: str) -> None:
     if not changes:
@@ -102,8 +88,8 @@ def cmd_diff(session: Session) -> int:
     else:
         new, other = store.document_at(args.rev2), f"revision {args.rev2}"
     changes = diff_snapshots(old, new)
-    if args.json:
-        session.terminal.line(to_json(_changes_json(changes)))
+    if session.as_json:
+        session.print_json([change_json(change) for change in changes])
         return EXIT_OK
     _print_changes(session, changes, same=f"revision {args.rev} and {other} are the same")
     return EXIT_OK
@@ -114,11 +100,11 @@ def cmd_rollback(session: Session) -> int:
     args = session.args
     done = store.rollback(args.rev, reason=args.reason, include_locked=args.include_locked)
     terminal = session.terminal
-    if args.json:
-        terminal.line(to_json({"rolled_back_to": done.target, "rev": done.number,
-                               "changes": _changes_json(done.changes),
-                               "kept_locked": list(done.kept_locked)}))
-        return wait_if_asked(session, store)
+    if session.as_json:
+        return finish_write(session, store, {
+            "rolled_back_to": done.target, "rev": done.number,
+            "changes": [change_json(change) for change in done.changes],
+            "kept_locked": list(done.kept_locked)})
     if done.number is None:
         terminal.line(f"nothing to change: already as revision {done.target}"
                       + (" (but for locked providers)" if done.kept_locked else ""))
@@ -140,12 +126,13 @@ def cmd_audit(session: Session) -> int:
                                  "keeps no hash chain", path=store.location)
     result = verify()
     terminal = session.terminal
-    if session.args.json:
-        terminal.line(to_json({
-            "ok": result.ok, "revisions": result.revisions, "lines": result.lines,
-            "segments": result.segments, "problem": result.problem,
-            "segment": result.where[0] if result.where else None,
-            "line": result.where[1] if result.where else None, "notes": list(result.notes)}))
+    if session.as_json:
+        # A broken link is a problem at a line of a history file, like a file's problems.
+        problems = [] if result.where is None else [Problem(
+            result.where[0], result.problem or "broken", result.where[1]).to_json()]
+        session.print_json({"ok": result.ok, "revisions": result.revisions,
+                            "lines": result.lines, "files": result.segments,
+                            "problems": problems, "notes": list(result.notes)})
         return EXIT_OK if result.ok else EXIT_REFUSED
     for note in result.notes:
         terminal.note(f"{store.location}: {note}")

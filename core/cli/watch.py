@@ -11,12 +11,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from ..errors import ConfigurationError
-from ..models import ChangeEvent, ProviderChange, Selection, utc_now
-from ..service import selection_to_dict
+from ..errors import ModelboardError
+from ..models import ChangeEvent, ProviderChange, utc_now
 from ..text import escape, fit
 from .output import LINE_WIDTH, Terminal, time_text, to_json
 from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
+from .shapes import Problem, change_json
 
 __all__ = ["ChangePrinter", "cmd_watch"]
 
@@ -48,10 +48,9 @@ class ChangePrinter:
             self.on_closed_output()
 
     def error(self, error: Exception) -> None:
-        record: dict[str, Any] = {"event": "error", "error": str(error)}
-        if isinstance(error, ConfigurationError):
-            record.update(path=error.path, line=error.line, column=error.column,
-                          reason=error.reason)
+        problem = (Problem.from_error(error, file=self.location)
+                   if isinstance(error, ModelboardError) else Problem(self.location, str(error)))
+        record: dict[str, Any] = {"event": "error", "problem": problem.to_json()}
         self._broken = True
         self._emit(record, f"error: {error}; keeping the last good state")
         self.terminal.flush()
@@ -59,18 +58,14 @@ class ChangePrinter:
     def _emit(self, record: dict[str, Any], text: str) -> None:
         now = utc_now()
         if self.as_json:
-            self.terminal.line(to_json({"time": now.isoformat(), **record}, lines=True))
+            self.terminal.line(to_json({"seen_at": now.isoformat(), **record}, lines=True))
         else:
             self.terminal.line(f"{time_text(now, seconds=True)}  {escape(text)}")
 
     @staticmethod
     def _change_json(change: ProviderChange, event: ChangeEvent) -> dict[str, Any]:
-        def view(selection: Selection | None) -> dict[str, Any] | None:
-            return None if selection is None else selection_to_dict(change.provider, selection)
-
-        return {"event": "change", "provider": change.provider, "kind": change.kind,
-                "old": view(change.old), "new": view(change.new),
-                "revision": event.new.revision, "source": event.source}
+        return {"event": "change", **change_json(change), "revision": event.new.revision,
+                "source": event.source}
 
     @staticmethod
     def _change_text(change: ProviderChange) -> str:
@@ -96,7 +91,7 @@ def cmd_watch(session: Session) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     store = session.open(read_only=True)
-    printer = ChangePrinter(session.terminal, store.location, as_json=session.args.json,
+    printer = ChangePrinter(session.terminal, store.location, as_json=session.as_json,
                             on_closed_output=on_closed_output)
     if store.load_error is not None:
         printer.error(store.load_error)

@@ -63,15 +63,17 @@ def test_apply_reports_every_problem_and_writes_nothing(modelboard: Modelboard,
     for extra in ([], ["--dry-run"]):
         outcome = modelboard("apply", str(wanted), *extra)
 
-        assert outcome.code == 1 and outcome.out == ""
+        # As validate reports them: FILE:LINE:COL lines on stdout, the verdict on stderr.
+        assert outcome.code == 1
         assert "Traceback" not in outcome.err
-        assert_lines_start(outcome.err_lines, [
-            f"modelboard: {wanted}:3:3: openai: selection is locked by alice@ops: launch",
-            f"modelboard: {wanted}:4:3: mistral: model 'mistral-huge' is not served by mistral",
-            f"modelboard: {wanted}:5:3: unknown provider 'acme'",
-            f"modelboard: {wanted}:6:3: google: missing model_name",
-            f"modelboard: {wanted}: 4 problems; nothing was written to {modelboard.file}",
+        assert_lines_start(outcome.out.splitlines(), [
+            f"{wanted}:3:3: openai: selection is locked by alice@ops: launch",
+            f"{wanted}:4:3: mistral: model 'mistral-huge' is not served by mistral",
+            f"{wanted}:5:3: unknown provider 'acme'",
+            f"{wanted}:6:3: google: missing model_name",
         ])
+        assert outcome.err_lines == [
+            f"modelboard: {wanted}: 4 problems; nothing was written to {modelboard.file}"]
     assert modelboard.folder_state() == before
 
 

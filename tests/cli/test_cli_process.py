@@ -40,7 +40,7 @@ def test_headless_commands_import_neither_textual_nor_rich(modelboard: Modelboar
     imported = {match.group(1).split(".")[0]
                 for match in re.finditer(r"^import time:.*\|\s+(\S+)$", outcome.err, re.M)}
     assert "modelboard" in imported  # the report is really there
-    assert not imported & {"textual", "rich"}, sorted(imported)
+    assert not imported & {"textual", "rich", "jsonschema", "referencing"}, sorted(imported)
 
 
 def test_usage_errors_exit_2_with_one_line(modelboard: Modelboard) -> None:

@@ -49,10 +49,10 @@ def test_list_json_is_one_sorted_array_of_selections(modelboard: Modelboard) -> 
     assert outcome.code == 0, outcome.err
     assert outcome.json() == [
         {"provider": "anthropic", "model_name": "claude-3-opus", "editable": False,
-         "locked": True, "last_updated": "2026-01-02T03:04:05+00:00",
-         "updated_by": "alice@ops", "lock_reason": "eval"},
+         "locked": True, "changed_at": "2026-01-02T03:04:05+00:00",
+         "changed_by": "alice@ops", "lock_reason": "eval"},
         {"provider": "openai", "model_name": "gpt-4o", "editable": True, "locked": False,
-         "last_updated": "2026-01-02T03:04:05+00:00", "updated_by": "alice@ops",
+         "changed_at": "2026-01-02T03:04:05+00:00", "changed_by": "alice@ops",
          "lock_reason": None},
     ]
     assert outcome.out == json.dumps(outcome.json(), indent=2, sort_keys=True) + "\n"
@@ -73,7 +73,7 @@ def test_list_warns_about_selections_the_catalog_does_not_know(modelboard: Model
     assert "warning: unknown provider 'acme'" in outcome.err
     typo = [line for line in outcome.err.splitlines() if "'gpt-4oo'" in line]
     assert len(typo) == 1 and "not served: a proxy keeps its last valid value" in typo[0]
-    problems = {row["provider"]: row.get("problem") for row in listed.json()}
+    problems = {row["provider"]: row.get("catalog_problem") for row in listed.json()}
     assert problems["openai"]["kind"] == "rejected" and problems["anthropic"] is None
     assert got.out == "gpt-4oo\n" and "not served" in got.err   # what is stored, marked
 
@@ -92,10 +92,14 @@ def test_reading_a_corrupt_file_is_refused_with_its_location(modelboard: Modelbo
     modelboard.write('{\n  "openai": "gpt-4o",\n  "anthropic": \n')
     before = modelboard.folder_state()
 
-    for command in (["list"], ["get", "openai"], ["history"], ["list", "--json"]):
+    for command in (["list"], ["get", "openai"], ["history"]):
         outcome = modelboard(*command)
         assert_one_line_error(outcome, f"{modelboard.file}:4:1: Expecting value")
         assert outcome.out == ""
+    as_json = modelboard("list", "--json")  # the refusal is JSON on stdout, stderr stays quiet
+    assert as_json.code == 1 and as_json.err == ""
+    assert as_json.json()["error"]["kind"] == "configuration"
+    assert f"{modelboard.file}:4:1: Expecting value" in as_json.json()["error"]["message"]
     assert modelboard.folder_state() == before  # no copy aside, no lock file
 
 
@@ -108,8 +112,8 @@ def test_get_prints_the_model_alone_or_the_whole_selection(modelboard: Modelboar
     assert (text.code, text.out, text.err) == (0, "gpt-4o\n", "")
     assert as_json.code == 0
     assert as_json.json() == {"provider": "openai", "model_name": "gpt-4o", "editable": False,
-                              "locked": True, "last_updated": "2026-01-02T03:04:05+00:00",
-                              "updated_by": "alice@ops", "lock_reason": "launch"}
+                              "locked": True, "changed_at": "2026-01-02T03:04:05+00:00",
+                              "changed_by": "alice@ops", "lock_reason": "launch"}
 
 
 def test_get_without_a_selection_exits_1_and_suggests_a_provider(modelboard: Modelboard) -> None:
@@ -136,7 +140,7 @@ def test_untrusted_text_never_reaches_the_terminal_raw(modelboard: Modelboard) -
         assert not any(ch in output for ch in "\x1b\x07\u202e\x9b"), repr(output)
     assert "mallory\\x1b[2J" in listed.out
     stored = as_json.json()[0]
-    assert (stored["updated_by"], stored["lock_reason"]) == (evil_actor, evil_reason)
+    assert (stored["changed_by"], stored["lock_reason"]) == (evil_actor, evil_reason)
 
 
 def run_on_a_terminal(modelboard: Modelboard, *args: str, env: dict[str, str]) -> str:
@@ -214,9 +218,9 @@ def test_history_newest_first_filtered_and_limited(modelboard: Modelboard) -> No
     assert rows[2].endswith("gpt-4o -> gpt-4.1")
     assert rows[4].endswith("(none) -> gpt-4o")
     assert [e["action"] for e in everything.json()] == ["lock", "set", "set", "set"]
-    assert set(everything.json()[0]) == {"time", "actor", "provider", "action", "old", "new",
-                                         "revision", "reason", "rev", "base_revision",
-                                         "before", "after"}
+    assert set(everything.json()[0]) == {"changed_at", "changed_by", "provider", "action",
+                                         "old", "new", "revision", "reason", "rev",
+                                         "base_revision", "before", "after"}
     assert [e["rev"] for e in everything.json()] == [4, 3, 2, 1]
     assert [(e["provider"], e["old"], e["new"]) for e in openai_two.json()] == [
         ("openai", "gpt-4.1", "gpt-4.1"), ("openai", "gpt-4o", "gpt-4.1")]

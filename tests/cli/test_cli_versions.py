@@ -32,9 +32,9 @@ def test_log_lists_revisions_newest_first_with_their_reasons(modelboard: Modelbo
     assert rows[1].split()[0] == "4" and rows[1].endswith("anthropic: locked (contract)")
     assert rows[2].endswith("openai: gpt-4o -> gpt-4.1 (try 4.1)")
     assert rows[4].endswith("openai: set to gpt-4o (launch default)")
-    assert [(r["rev"], r["actor"]) for r in limited.json()] == [(4, "bob@ops"), (3, "alice@ops")]
+    assert [(r["rev"], r["changed_by"]) for r in limited.json()] == [(4, "bob@ops"), (3, "alice@ops")]
     assert [r["rev"] for r in touching.json()] == [3, 1]
-    assert touching.json()[0]["changes"][0]["old"] == "gpt-4o"
+    assert touching.json()[0]["entries"][0]["old"] == "gpt-4o"
 
 
 def test_show_prints_the_document_as_the_file_held_it(modelboard: Modelboard) -> None:
@@ -72,7 +72,7 @@ def test_rollback_writes_one_revision_and_keeps_locked_providers(
     assert {p: e["model_name"] for p, e in modelboard.stored().items()} == {
         "openai": "gpt-4o", "anthropic": "claude-3-5-sonnet"}
     newest = modelboard("log", "--limit", "1", "--json").json()[0]
-    assert (newest["rev"], newest["actor"], newest["reason"]) == (
+    assert (newest["rev"], newest["changed_by"], newest["reason"]) == (
         6, "bob@ops", "rollback to 1: 4.1 regressed")
 
     everything = modelboard("rollback", "1", "--include-locked", "--json")
@@ -99,8 +99,8 @@ def test_audit_verify_names_the_first_broken_link(modelboard: Modelboard) -> Non
                           "does not match its hash")
     as_json = modelboard("audit", "verify", "--json")
     assert as_json.code == 1
-    assert (as_json.json()["segment"], as_json.json()["line"]) == (
-        "model_selections.history.jsonl", 2)
+    [problem] = as_json.json()["problems"]
+    assert (problem["file"], problem["line"]) == ("model_selections.history.jsonl", 2)
 
 
 def test_show_and_diff_read_through_rotated_history(modelboard: Modelboard) -> None:

@@ -118,8 +118,10 @@ def test_watch_json_lines_from_a_bad_start_and_sigterm_exits_0(modelboard: Model
         first = watcher.next_json()
         watcher.wait_until_watching()
         assert first["event"] == "error"
-        assert (first["path"], first["line"], first["column"]) == (str(modelboard.file), 3, 3)
-        assert first["error"].startswith(f"{modelboard.file}:3:3: ")
+        problem = first["problem"]
+        assert (problem["file"], problem["line"], problem["column"]) == (
+            str(modelboard.file), 3, 3)
+        assert problem["message"] and not problem["message"].startswith(str(modelboard.file))
 
         replace_file(modelboard.file, json.dumps({"openai": selection("gpt-4o")}))
         recovered, added = watcher.next_json(), watcher.next_json()
@@ -128,8 +130,8 @@ def test_watch_json_lines_from_a_bad_start_and_sigterm_exits_0(modelboard: Model
             "event": "change", "provider": "openai", "kind": "added", "old": None,
             "source": "external"}
         assert added["new"] == {"provider": "openai", "model_name": "gpt-4o", "editable": True,
-                                "locked": False, "last_updated": "2026-01-02T03:04:05+00:00",
-                                "updated_by": "alice@ops", "lock_reason": None}
+                                "locked": False, "changed_at": "2026-01-02T03:04:05+00:00",
+                                "changed_by": "alice@ops", "lock_reason": None}
 
         assert watcher.stop(signal.SIGTERM) == 0
     finally:

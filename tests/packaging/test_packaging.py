@@ -86,7 +86,8 @@ def test_the_wheel_holds_every_module_both_markers_and_the_license(
 
     missing = packaged_names() - names
     assert not missing, f"listed in pyproject's packages? {sorted(missing)}"
-    assert {"modelboard/core/py.typed", "modelboard/tui/py.typed"} <= names
+    assert {"modelboard/core/py.typed", "modelboard/tui/py.typed",
+            "modelboard/core/cli/schema.json"} <= names  # the --json schema, documented
     assert license_text.startswith(b"MIT License")
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Version"] == PYPROJECT["project"]["version"] == __version__
@@ -108,7 +109,7 @@ def test_the_sdist_ships_the_license_and_builds_with_a_recent_setuptools(
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
 
     assert {"LICENSE", "README.md", "pyproject.toml", "core/_toplevel/__main__.py",
-            "tui/py.typed"} <= names
+            "tui/py.typed", "core/cli/schema.json"} <= names
     # ``license = "MIT"`` (an SPDX expression) needs setuptools 77 or newer.
     assert "setuptools>=77" in PYPROJECT["build-system"]["requires"]
 
