@@ -17,7 +17,8 @@ __all__ = ["ModelConfigService", "selection_to_dict"]
 
 
 def selection_to_dict(provider: str, selection: Selection) -> dict[str, Any]:
-    """A JSON-ready view of one selection (the shape the CLI's ``--json`` prints too)."""
+    """A JSON-ready view of one selection, in the file's field names (the service's contract;
+    the command line's ``--json`` says ``changed_at``/``changed_by``, see ``cli/shapes.py``)."""
     return {
         "provider": provider,
         "model_name": selection.model_name,
