@@ -24,13 +24,17 @@ class StoredState:
 
     ``token`` identifies the stored bytes cheaply, so that a reload of what this
     process just wrote is recognised without parsing. ``exists`` is False when there
-    is nothing stored yet (a file not yet created).
+    is nothing stored yet (a file not yet created). ``changed``, when a backend knows
+    it, names the only providers that differ from the state whose token is ``since``
+    (a delta), so that the store re-judges and diffs those alone.
     """
 
     selections: Mapping[str, Selection]
     revision: str
     token: object
     exists: bool = True
+    changed: frozenset[str] | None = None
+    since: object = None
 
 
 @dataclass(frozen=True, slots=True)

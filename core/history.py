@@ -68,9 +68,13 @@ __all__ = [
     "Revision",
     "Verification",
     "document_at",
+    "genesis_of",
     "group_revisions",
+    "seal_chain",
+    "seal_of",
     "sealed_lines",
     "stamp_entries",
+    "verify_chain",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,15 +149,32 @@ def _state_json(selection: Selection | None) -> dict[str, Any] | None:
     return selection.to_json() if selection is not None else None
 
 
+def seal_chain(records: Iterable[Mapping[str, Any]], prev: str) -> tuple[list[bytes], str]:
+    """``records`` as chained lines (no newlines) following ``prev``, and the last line's hash
+    (what the next line's ``prev`` is): how every history, file or Redis, is appended."""
+    lines = []
+    for record in records:
+        line = seal(record, prev)
+        prev = _seal_of(line)[1]  # type: ignore[index]
+        lines.append(line)
+    return lines, prev
+
+
+def seal_of(line: bytes) -> str | None:
+    """The hash a chained line claims (what the line after it has as ``prev``), or None."""
+    sealed = _seal_of(line)
+    return sealed[1] if sealed is not None else None
+
+
+def genesis_of(before: bytes) -> str:
+    """The ``prev`` of the first chained line, given the (unchained) lines before it."""
+    return GENESIS + _sha256(before)
+
+
 def sealed_lines(entries: Iterable[HistoryEntry]) -> bytes:
     """``entries`` (oldest first) as a new history file's lines, chained from its genesis."""
-    prev = GENESIS + _sha256(b"")
-    lines = []
-    for entry in entries:
-        line = seal(entry.to_json(), prev)
-        prev = _seal_of(line)[1]  # type: ignore[index]
-        lines.append(line + b"\n")
-    return b"".join(lines)
+    lines, _last = seal_chain((entry.to_json() for entry in entries), genesis_of(b""))
+    return b"".join(line + b"\n" for line in lines)
 
 
 def stamp_entries(entries: Iterable[HistoryEntry], *, number: int, base_revision: str | None,
@@ -265,12 +286,15 @@ def _selection_of(provider: str, state: Mapping[str, Any] | None) -> Selection |
 
 
 def document_at(number: int, current: Mapping[str, Selection], current_revision: str,
-                revisions: Sequence[Revision]) -> dict[str, Selection]:
+                revisions: Sequence[Revision], *,
+                revision_of: Callable[[Mapping[str, Selection]], str] | None = None,
+                ) -> dict[str, Selection]:
     """The whole document as of revision ``number``, rebuilt from ``current`` backwards.
 
     ``revisions`` are newest first and must reach from the current document's revision
-    down to ``number``. Raises ConfigurationError (one line saying why) if the history
-    cannot say what the document was.
+    down to ``number``. ``revision_of`` is the backend's content hash (default: the file
+    document's). Raises ConfigurationError (one line saying why) if the history cannot
+    say what the document was.
     """
     by_number = [r for r in revisions if r.number is not None]
     if not by_number or number > by_number[0].number or number < 1:  # type: ignore[operator]
@@ -283,7 +307,8 @@ def document_at(number: int, current: Mapping[str, Selection], current_revision:
     document = dict(current)
     for rev in revisions:
         if rev.number == number:
-            rebuilt = revision_of_bytes(render_document(document))
+            rebuilt = revision_of(document) if revision_of is not None else \
+                revision_of_bytes(render_document(document))
             if rebuilt != rev.revision:
                 raise ConfigurationError(
                     f"revision {number} cannot be rebuilt exactly from the history "
@@ -321,6 +346,97 @@ class Verification:
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+
+def verify_chain(files: Sequence[tuple[str, bytes]], *, anchored: bool = True,
+                 notes: Sequence[str] = ()) -> Verification:
+    """Walk chained lines (``files``: each a name and its whole text) and stop at the first
+    broken link; what ``audit verify`` reports, for the file history and the Redis stream.
+
+    ``anchored``: the oldest line kept is the start of the history (nothing was dropped
+    before it), so its ``prev`` must be the recorded genesis.
+    """
+    notes = list(notes)
+    prev: str | None = None  # None: the chain has not started
+    legacy = b""
+    revisions: set[int] = set()
+    unnumbered = 0
+    last_number = 0
+    lines = 0
+    previous_key: tuple[object, object] | None = None
+    damaged = 0
+
+    def broken(name: str, number: int, problem: str) -> Verification:
+        return Verification(len(revisions) + unnumbered, lines, len(files), problem,
+                            (name, number), tuple(notes))
+
+    for name, data in files:
+        if data and not data.endswith(b"\n"):
+            end = data.rfind(b"\n") + 1
+            line_number = data.count(b"\n", 0, end) + 1
+            return broken(name, line_number, "the last line is unfinished "
+                          "(a writer was stopped mid-line); the next write removes it")
+        for line_number, line in enumerate(data.split(b"\n")[:-1], start=1):
+            lines += 1
+            sealed = _seal_of(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if sealed is None and prev is None:
+                # Lines from before the chain: covered, as they are, by its genesis.
+                legacy += line + b"\n"
+                if not isinstance(record, dict):
+                    if line.strip():
+                        damaged += 1
+                    continue
+            if not isinstance(record, dict):
+                return broken(name, line_number, "not a history line (damaged or "
+                              "inserted)")
+            if sealed is None:
+                if prev is not None:
+                    return broken(name, line_number, "has no hash, though the lines "
+                                  "before it are chained (inserted or edited)")
+                key = (record.get("rev"), record.get("revision"))
+                if key != previous_key:
+                    unnumbered += 1
+                    previous_key = key
+                continue
+            body, claimed = sealed
+            if _sha256(body) != claimed:
+                return broken(name, line_number, "its content does not match its hash "
+                              "(the line was edited)")
+            recorded_prev = record.get("prev")
+            if prev is None:
+                expected = GENESIS + _sha256(legacy)
+                if anchored and recorded_prev != expected:
+                    what = ("does not start from the recorded genesis"
+                            if not str(recorded_prev).startswith(GENESIS) else
+                            "its genesis does not match the lines before it")
+                    return broken(name, line_number, f"the chain {what} (lines "
+                                  "deleted, inserted or edited before it)")
+            elif recorded_prev != prev:
+                return broken(name, line_number, "does not follow the line before it "
+                              "(a line was deleted, inserted or moved here)")
+            prev = claimed
+            number = record.get("rev")
+            if not isinstance(number, int):
+                return broken(name, line_number, "has no revision number")
+            if record.get("action") == NOT_APPLIED:
+                if number != last_number:
+                    return broken(name, line_number, f"marks revision {number} not "
+                                  f"applied, but the last revision is {last_number}")
+                revisions.discard(number)
+                continue
+            if last_number and number not in (last_number, last_number + 1):
+                return broken(name, line_number, f"revision {number} follows revision "
+                              f"{last_number} (a revision is missing or out of order)")
+            last_number = number
+            revisions.add(number)
+    if damaged:
+        notes.append(f"{damaged} unreadable line(s) from before the chain started")
+    return Verification(len(revisions) + unnumbered, lines, len(files), None, None,
+                        tuple(notes))
 
 
 # -- the file --------------------------------------------------------------------------------
@@ -610,13 +726,8 @@ class HistoryFile:
                      tail: _Tail) -> Callable[[], None]:
         if not records:
             return lambda: None
-        lines = []
-        prev = tail.prev
-        for record in records:
-            line = seal(record, prev)
-            prev = _seal_of(line)[1]  # type: ignore[index]
-            lines.append(line + b"\n")
-        data = b"".join(lines)
+        lines, prev = seal_chain(records, tail.prev)
+        data = b"".join(line + b"\n" for line in lines)
         if tail.fd is None:
             tail.fd = self._open_active_for_writing(create=True)
             assert tail.fd is not None
@@ -711,87 +822,8 @@ class HistoryFile:
         if segments and segments[0][0] > 1:
             notes.append(f"segments before {segments[0][1].name} were dropped by rotation; "
                          "the chain is checked from there")
-        prev: str | None = None  # None: the chain has not started
-        anchored = not (segments and segments[0][0] > 1)
-        legacy = b""
-        revisions: set[int] = set()
-        unnumbered = 0
-        last_number = 0
-        lines = 0
-        previous_key: tuple[object, object] | None = None
-        damaged = 0
-
-        def broken(name: str, number: int, problem: str) -> Verification:
-            return Verification(len(revisions) + unnumbered, lines, len(files), problem,
-                                (name, number), tuple(notes))
-
-        for name, data in files:
-            if data and not data.endswith(b"\n"):
-                end = data.rfind(b"\n") + 1
-                line_number = data.count(b"\n", 0, end) + 1
-                return broken(name, line_number, "the last line is unfinished "
-                              "(a writer was stopped mid-line); the next write removes it")
-            for line_number, line in enumerate(data.split(b"\n")[:-1], start=1):
-                lines += 1
-                sealed = _seal_of(line)
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if sealed is None and prev is None:
-                    # Lines from before the chain: covered, as they are, by its genesis.
-                    legacy += line + b"\n"
-                    if not isinstance(record, dict):
-                        if line.strip():
-                            damaged += 1
-                        continue
-                if not isinstance(record, dict):
-                    return broken(name, line_number, "not a history line (damaged or "
-                                  "inserted)")
-                if sealed is None:
-                    if prev is not None:
-                        return broken(name, line_number, "has no hash, though the lines "
-                                      "before it are chained (inserted or edited)")
-                    key = (record.get("rev"), record.get("revision"))
-                    if key != previous_key:
-                        unnumbered += 1
-                        previous_key = key
-                    continue
-                body, claimed = sealed
-                if _sha256(body) != claimed:
-                    return broken(name, line_number, "its content does not match its hash "
-                                  "(the line was edited)")
-                recorded_prev = record.get("prev")
-                if prev is None:
-                    expected = GENESIS + _sha256(legacy)
-                    if anchored and recorded_prev != expected:
-                        what = ("does not start from the recorded genesis"
-                                if not str(recorded_prev).startswith(GENESIS) else
-                                "its genesis does not match the lines before it")
-                        return broken(name, line_number, f"the chain {what} (lines "
-                                      "deleted, inserted or edited before it)")
-                elif recorded_prev != prev:
-                    return broken(name, line_number, "does not follow the line before it "
-                                  "(a line was deleted, inserted or moved here)")
-                prev = claimed
-                number = record.get("rev")
-                if not isinstance(number, int):
-                    return broken(name, line_number, "has no revision number")
-                if record.get("action") == NOT_APPLIED:
-                    if number != last_number:
-                        return broken(name, line_number, f"marks revision {number} not "
-                                      f"applied, but the last revision is {last_number}")
-                    revisions.discard(number)
-                    continue
-                if last_number and number not in (last_number, last_number + 1):
-                    return broken(name, line_number, f"revision {number} follows revision "
-                                  f"{last_number} (a revision is missing or out of order)")
-                last_number = number
-                revisions.add(number)
-        if damaged:
-            notes.append(f"{damaged} unreadable line(s) from before the chain started")
-        return Verification(len(revisions) + unnumbered, lines, len(files), None, None,
-                            tuple(notes))
+        return verify_chain(files, anchored=not (segments and segments[0][0] > 1),
+                            notes=notes)
 
 
 def _number_of(record: Mapping[str, Any]) -> int:

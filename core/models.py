@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Collection, ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -177,16 +177,23 @@ class ProviderChange:
         return f"{provider}: {old} -> {new}{by}"
 
 
-def diff_snapshots(old: Mapping[str, Selection],
-                   new: Mapping[str, Selection]) -> tuple[ProviderChange, ...]:
-    """Per-provider differences from ``old`` to ``new``, in provider order."""
+def diff_snapshots(old: Mapping[str, Selection], new: Mapping[str, Selection], *,
+                   only: Collection[str] | None = None) -> tuple[ProviderChange, ...]:
+    """Per-provider differences from ``old`` to ``new``, in provider order.
+
+    ``only``, when the caller knows it, names every provider that may differ (a delta),
+    so the others are not looked at.
+    """
     changes: list[ProviderChange] = []
     # A write or reload keeps every unchanged Selection object, so an identity check
     # skips them cheaply; only the few left are sorted and compared by value.
     before_map = old._selections if isinstance(old, Snapshot) else old
     after_map = new._selections if isinstance(new, Snapshot) else new
-    touched = [p for p, after in after_map.items() if before_map.get(p) is not after]
-    touched.extend(p for p in before_map if p not in after_map)
+    if only is not None:
+        touched = list(only)
+    else:
+        touched = [p for p, after in after_map.items() if before_map.get(p) is not after]
+        touched.extend(p for p in before_map if p not in after_map)
     for provider in sorted(touched):
         before, after = old.get(provider), new.get(provider)
         if before == after:

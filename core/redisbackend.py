@@ -4,27 +4,38 @@
 and ``unix:///path/to/socket?db=0``). Under the key prefix (``key``, default
 ``modelboard``) live:
 
-- ``<key>:document`` — the JSON document, byte for byte what the file backend writes
-  (so the revision is the same content hash);
-- ``<key>:counter`` — an integer that grows by one with every write (the cheap token
-  watchers compare);
-- ``<key>:backup`` — the last document written by modelboard, used if the document is
-  ever found unreadable;
-- ``<key>:history`` — a stream of history entries, one field ``entry`` holding the
-  same JSON object as a line of the file history (capped at HISTORY_LIMIT entries);
-- ``<key>:corrupt:<UTC time>`` — unreadable documents copied aside;
-- the pub/sub channel ``<key>:changes`` — ``<counter> <revision>`` after every write.
+- ``<key>:selections`` — a hash, one field per provider: the provider's entry as JSON
+  (the object the file format holds for it, keys sorted);
+- ``<key>:counter`` — the revision number: grows by one with every write;
+- ``<key>:backup`` — a hash, per provider the last value modelboard wrote there;
+- ``<key>:history`` — a stream, one entry per provider change, field ``entry`` holding a
+  chained line of the file history (``prev`` and ``hash``, sealed by core/history.py),
+  capped at HISTORY_LIMIT entries;
+- ``<key>:corrupt:<UTC time>`` — unreadable selections copied aside;
+- the pub/sub channel ``<key>:changes`` — after every write, a JSON message with the new
+  revision number, its content hash, the new chain head and what changed
+  (``{"rev": 7, "revision": "…", "head": "…", "changes": {"openai": "<entry>" or null}}``);
+- ``<key>:document`` — the whole document as one string, as versions before 0.9 stored
+  it (and a hand edit may still put it there): read as the whole state while it is there,
+  and moved into the hash by the next write (kept as ``<key>:migrated:document``).
 
-A write is one compare-and-swap script: it checks that every key holds the type it
-should (refusing before changing anything), then stores the new document (with its
-backup, the counter, the history entries and the notification) only if the counter and
-the document are still those the change was computed on; otherwise it returns what is
-stored and the change is applied again on top of it.
+A write is one Lua script over the providers it changes, whatever the store's size: it
+checks that every key holds the type it should (refusing before changing anything), that
+the counter is the one the change was computed on, that each changed field still holds
+what the writer read (a hand edit is never overwritten unseen) and that the history ends
+where the writer believes; then it sets those fields (and their backup), counts, appends
+the chained history entries and publishes the delta. Otherwise it says what moved and the
+change is applied again on the newer state.
 
-What a watcher compares is the counter *and* the SHA-1 of the document (computed by the
-server), so a hand edit with a plain ``SET`` is noticed too. It hears of changes through
-the channel and, where the server has keyspace notifications enabled, through the
-document's keyspace channel; where it has not, it polls every HAND_EDIT_POLL_S.
+The revision (content hash) is the sum of the SHA-256 of every provider's entry, so that a
+write updates it in constant time; equal selections give equal revisions in every process.
+
+A watcher applies each delta to what it holds when its number follows the last one it
+applied, and reloads everything on any gap: a number skipped, a reconnection, a message it
+cannot read, a content hash that does not match. Hand edits (``HSET`` of a field, or a
+``SET`` of the old ``<key>:document``) are noticed through keyspace notifications where
+the server has them on, else by a check every HAND_EDIT_POLL_S that compares the counter
+and a digest the server computes.
 
 A watching store keeps a last-known copy of the document on local disk (LOCAL_COPY_ENV,
 else ``$XDG_CACHE_HOME/modelboard/``), so that a proxy restarted during an outage starts
@@ -42,7 +53,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,12 +65,20 @@ from redis.retry import Retry
 
 from .backend import Commit, StoredState
 from .errors import BackendUnavailableError, ConfigurationError, ReadOnlyError
-from .fileformat import parse_document, render_document, revision_of_bytes
-from .history import stamp_entries
+from .fileformat import DocumentCodec, parse_document
+from .history import (
+    Verification,
+    genesis_of,
+    seal_chain,
+    seal_of,
+    stamp_entries,
+    verify_chain,
+)
 from .models import HistoryEntry, Selection
+from .safefiles import replace_private_file
 
 __all__ = ["DEFAULT_KEY", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisUnavailableError",
-           "mask_password"]
+           "entry_value", "mask_password", "revision_of"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +101,9 @@ POLL_S = 0.1
 #: Reconnection backoff of the watcher: first and longest wait.
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
-_EMPTY_REVISION = revision_of_bytes(render_document({}))
+#: Fields sent per HSET when a whole state is written (migration, import, recovery).
+_CHUNK = 1000
+_MODULUS = 1 << 256
 
 
 class RedisUnavailableError(BackendUnavailableError, ConfigurationError):
@@ -91,6 +112,10 @@ class RedisUnavailableError(BackendUnavailableError, ConfigurationError):
     Also a ConfigurationError, so that a watching store treats an outage like an
     unreadable file: it keeps serving the last good snapshot and reports why.
     """
+
+
+class _WrongTypeError(ConfigurationError):
+    """A key holds what modelboard never stores there (nothing to copy aside)."""
 
 
 def _parts(url: str) -> tuple[str, str, str]:
@@ -123,8 +148,8 @@ class RedisKeys:
     prefix: str
 
     @property
-    def document(self) -> str:
-        return f"{self.prefix}:document"
+    def selections(self) -> str:
+        return f"{self.prefix}:selections"
 
     @property
     def counter(self) -> str:
@@ -142,8 +167,26 @@ class RedisKeys:
     def channel(self) -> str:
         return f"{self.prefix}:changes"
 
+    @property
+    def document(self) -> str:
+        """The whole document as one string: the layout before one field per provider."""
+        return f"{self.prefix}:document"
+
+    @property
+    def migrated_document(self) -> str:
+        return f"{self.prefix}:migrated:document"
+
+    @property
+    def migrated_backup(self) -> str:
+        return f"{self.prefix}:migrated:backup"
+
     def corrupt(self, stamp: str) -> str:
         return f"{self.prefix}:corrupt:{stamp}"
+
+    def script_keys(self) -> list[str]:
+        """KEYS of every script, in this order."""
+        return [self.selections, self.counter, self.document, self.backup, self.history,
+                self.migrated_document, self.migrated_backup]
 
 
 _OURS = ("key", "local_copy")
@@ -179,86 +222,206 @@ def default_local_copy(location: str) -> Path:
     return Path(folder) / f"redis-{name[:16]}.json"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A temporary file in the same folder, fsynced, renamed over ``path`` (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                 | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+def entry_value(selection: Selection) -> bytes:
+    """A provider's field in the hash: its entry as the file holds it, as compact JSON."""
+    return json.dumps(selection.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def _entry_hash(provider: str, selection: Selection) -> int:
+    digest = hashlib.sha256(provider.encode("utf-8") + b"\0" + entry_value(selection)).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _revision_of_total(total: int) -> str:
+    return hashlib.sha256(total.to_bytes(32, "big")).hexdigest()[:16]
+
+
+def _total_of(selections: Mapping[str, Selection]) -> int:
+    return sum(_entry_hash(provider, selection)
+               for provider, selection in selections.items()) % _MODULUS
+
+
+def revision_of(selections: Mapping[str, Selection]) -> str:
+    """The content hash of selections stored in Redis: 16 hex digits of the SHA-256 of the
+    sum (modulo 2**256) of every entry's SHA-256, so that one write updates it in
+    constant time. Equal selections, equal revision, however the fields are formatted."""
+    return _revision_of_total(_total_of(selections))
+
+
+def _digest_of_fields(flat: list[bytes]) -> str:
+    """What the check script computes over HGETALL (in the server's order), '' if empty."""
+    if not flat:
+        return ""
+    hasher = hashlib.sha1(usedforsecurity=False)
+    for item in flat:
+        hasher.update(b"%d:" % len(item))
+        hasher.update(item)
+    return hasher.hexdigest()
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
 def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _sha1(data: bytes) -> str:
-    """The digest the script compares (Lua has ``redis.sha1hex``)."""
-    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
-class _Known:
-    """A stored document as a writer believes it: counter, SHA-1 ('' if none), content."""
+class _View:
+    """The stored state as this process knows it, swapped whole.
+
+    ``raw`` is each field as stored (what a write expects to find there); ``head`` what the
+    next history entry's ``prev`` is (None: not known yet); ``digest`` the server's digest
+    of exactly this content, when known; ``legacy``: stored as the old single document;
+    ``replace``: what is stored cannot be used (copied aside), so the next write replaces
+    all of it; ``changed``/``since``: the delta that made it, from the view with that token.
+    """
 
     counter: int | None
-    sha1: str
     selections: Mapping[str, Selection]
+    raw: Mapping[str, bytes]
+    total: int
+    head: str | None
+    digest: str | None = None
+    legacy: bool = False
+    replace: bool = False
+    changed: frozenset[str] | None = None
+    since: tuple[int | None, str] | None = None
+    revision: str = ""
+
+    @classmethod
+    def of(cls, counter: int | None, selections: Mapping[str, Selection],
+           raw: Mapping[str, bytes], total: int, head: str | None, **rest: Any) -> _View:
+        return cls(counter, selections, raw, total, head, revision=_revision_of_total(total),
+                   **rest)
+
+    @property
+    def token(self) -> tuple[int | None, str]:
+        return (self.counter, self.revision)
+
+    @property
+    def exists(self) -> bool:
+        return self.counter is not None or bool(self.selections) or self.legacy
 
 
-def _after_type_checks(types: str) -> str:
-    """The start of every script: refuse before touching anything when a key holds the
-    wrong type (``{-1, key, found, wanted}``, for KEYS in order against ``types``) or the
-    counter (KEYS[2]) is not a number (``{-2, key, value}``); then ``counter`` is set."""
-    return "\nfor i, want in ipairs({" + types + """}) do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= want and kind ~= 'none' then return {-1, KEYS[i], kind, want} end
+# -- the scripts -------------------------------------------------------------------------------
+# KEYS, in every script: 1 selections (hash), 2 counter (string), 3 the old document
+# (string), 4 backup (hash), 5 history (stream), 6 and 7 where a migration keeps the old
+# document and backup. Every script first refuses, before touching anything, a key of the
+# wrong type ({-1, key, found, wanted}) or a counter that is not a number ({-2, key, value}).
+_PRELUDE = """
+for _, check in ipairs({{1, 'hash'}, {2, 'string'}, {3, 'string'}, {5, 'stream'}}) do
+  local kind = redis.call('TYPE', KEYS[check[1]])['ok']
+  if kind ~= check[2] and kind ~= 'none' then return {-1, KEYS[check[1]], kind, check[2]} end
 end
 local counter = redis.call('GET', KEYS[2]) or ''
 if counter ~= '' and not string.match(counter, '^%d+$') then
   return {-2, KEYS[2], counter}
-end"""
-
-
-#: One write, atomically: refuse (returning what is stored) unless the counter and the
-#: document are what the writer built on; else store, keep a backup, count, record the
-#: history, and announce ``<counter> <revision>``.
-_COMPARE_AND_SWAP = _after_type_checks("'string', 'string', 'string', 'stream'") + """
-local document = redis.call('GET', KEYS[1])
-local digest = ''
-if document then digest = redis.sha1hex(document) end
-if counter ~= ARGV[1] or digest ~= ARGV[2] then
-  return {0, counter, document}
 end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[3], ARGV[3])
+local document = redis.call('GET', KEYS[3])
+local function digest()
+  if document then return redis.sha1hex(document) end
+  local all = redis.call('HGETALL', KEYS[1])
+  if #all == 0 then return '' end
+  local parts = {}
+  for i = 1, #all do parts[i] = #all[i] .. ':' .. all[i] end
+  return redis.sha1hex(table.concat(parts))
+end
+local function last_entry()
+  local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
+  if #last == 0 then return '' end
+  local fields = last[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'entry' then return fields[i + 1] end
+  end
+  return ''
+end
+"""
+
+#: Everything a reader needs: {1, counter, last history entry, old document or '', fields}.
+_READ = _PRELUDE + """
+if document then return {1, counter, last_entry(), document, {}} end
+return {1, counter, last_entry(), '', redis.call('HGETALL', KEYS[1])}
+"""
+
+#: The watcher's check for changes never announced: {1, counter, digest of the content}.
+_CHECK = _PRELUDE + """
+return {1, counter, digest()}
+"""
+
+#: The start of a write: the backup may be the old layout's string only beside the old
+#: document; the chain must end where the writer believes (ARGV[head]), else {3, its hash}.
+_WRITE_CHECKS = """
+local backup_kind = redis.call('TYPE', KEYS[4])['ok']
+if backup_kind ~= 'hash' and backup_kind ~= 'none'
+    and not (document and backup_kind == 'string') then
+  return {-1, KEYS[4], backup_kind, 'hash'}
+end
+local function chained_to(expected)
+  local sealed = string.match(last_entry(), ', "hash": "(%x+)"}$')
+  if sealed and sealed ~= expected then return sealed end
+  return nil
+end
+"""
+
+#: One write of the providers it changes. ARGV: 1 the counter it was computed on, 2 the
+#: chain head, 3 channel, 4 message, 5 history cap, 6 n, then n triples (field, value it
+#: expects there, new value; '' is "no field"), then the history entries.
+#: {1, new counter}, or {0, counter}: another write came first; {2}: the old document is
+#: still there; {3, head}: the history moved; {4, field, value}: a field changed by hand.
+_WRITE = _PRELUDE + _WRITE_CHECKS + """
+if document then return {2} end
+if counter ~= ARGV[1] then return {0, counter} end
+local moved = chained_to(ARGV[2])
+if moved then return {3, moved} end
+local n = tonumber(ARGV[6])
+for i = 0, n - 1 do
+  local now = redis.call('HGET', KEYS[1], ARGV[7 + 3 * i]) or ''
+  if now ~= ARGV[8 + 3 * i] then return {4, ARGV[7 + 3 * i], now} end
+end
+for i = 0, n - 1 do
+  local field, value = ARGV[7 + 3 * i], ARGV[9 + 3 * i]
+  if value == '' then
+    redis.call('HDEL', KEYS[1], field)
+    redis.call('HDEL', KEYS[4], field)
+  else
+    redis.call('HSET', KEYS[1], field, value)
+    redis.call('HSET', KEYS[4], field, value)
+  end
+end
 local new = redis.call('INCR', KEYS[2])
-for i = 7, #ARGV do
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[i])
+for i = 7 + 3 * n, #ARGV do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[i])
 end
-redis.call('PUBLISH', ARGV[5], new .. ' ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, new}
 """
 
-
-#: What a reader (and a watcher's change check) needs, with the same type checks:
-#: ``{1, counter, document or sha1}``; ARGV[1] is ``document`` or ``digest``.
-_READ = _after_type_checks("'string', 'string'") + """
-local document = redis.call('GET', KEYS[1])
-if ARGV[1] == 'digest' then
-  if document then return {1, counter, redis.sha1hex(document)} end
-  return {1, counter, ''}
+#: A write of the whole state: moving the old document into the hash, or replacing
+#: selections that could not be read (already copied aside). ARGV: 1 counter, 2 the
+#: digest of what the writer read, 3 chain head, 4 channel, 5 message, 6 history cap,
+#: 7 n, then n pairs (field, value), then the history entries. Replies as _WRITE's.
+_REPLACE = _PRELUDE + _WRITE_CHECKS + """
+if counter ~= ARGV[1] or digest() ~= ARGV[2] then return {0, counter} end
+local moved = chained_to(ARGV[3])
+if moved then return {3, moved} end
+if document then
+  redis.call('RENAME', KEYS[3], KEYS[6])
+  if backup_kind == 'string' then redis.call('RENAME', KEYS[4], KEYS[7]) end
 end
-return {1, counter, document}
+redis.call('DEL', KEYS[1], KEYS[4])
+local n = tonumber(ARGV[7])
+for i = 0, n - 1 do
+  redis.call('HSET', KEYS[1], ARGV[8 + 2 * i], ARGV[9 + 2 * i])
+  redis.call('HSET', KEYS[4], ARGV[8 + 2 * i], ARGV[9 + 2 * i])
+end
+local new = redis.call('INCR', KEYS[2])
+for i = 8 + 2 * n, #ARGV do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[i])
+end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {1, new}
 """
 
 
@@ -297,13 +460,18 @@ class RedisBackend:
             None if chosen == "off" else Path(chosen) if chosen
             else default_local_copy(f"{url}#{prefix}"))
         self._keeping_copy = False
+        self._copied: bytes | None = None
+        self._copy_failed: str | None = None
+        self._codec = DocumentCodec()
         #: Why Redis could not be reached at start-up (the store starts from the copy).
         self.unreachable_at_start: RedisUnavailableError | None = None
-        self._where = f"{self.location} ({self.keys.document})"
-        self._quarantined: bytes | None = None
-        #: The document last read or written here, so that a write on top of it needs
-        #: neither a read nor a parse (one object, swapped whole).
-        self._known: _Known | None = None
+        self._quarantined: str | None = None
+        #: What this process knows is stored (read, written, or brought by deltas).
+        self._view: _View | None = None
+        self._view_lock = threading.Lock()
+        #: The watcher is subscribed and has missed nothing since the view was read.
+        self._subscribed = False
+        self._trusted = False
         no_retries = Retry(NoBackoff(), 0)  # fail fast and clearly; the watcher retries itself
         try:
             self._client: redis.Redis = redis.Redis.from_url(
@@ -312,8 +480,8 @@ class RedisBackend:
         except ValueError as exc:
             raise ConfigurationError(f"not a usable Redis URL: {_reason(exc)}",
                                      path=self.location) from None
-        self._compare_and_swap = self._client.register_script(_COMPARE_AND_SWAP)
-        self._read_script = self._client.register_script(_READ)
+        self._scripts = {name: self._client.register_script(text) for name, text in (
+            ("read", _READ), ("check", _CHECK), ("write", _WRITE), ("replace", _REPLACE))}
         try:
             self._client.ping()  # a wrong address or password is reported here, plainly
         except redis.RedisError as exc:
@@ -332,6 +500,10 @@ class RedisBackend:
         """The connection, for the fleet's reader reports under the same prefix."""
         return self._client
 
+    def revision_of(self, selections: Mapping[str, Selection]) -> str:
+        """This backend's content hash (see :func:`revision_of`)."""
+        return revision_of(selections)
+
     def _unavailable(self, exc: BaseException, consequence: str = "") -> RedisUnavailableError:
         if isinstance(exc, redis.AuthenticationError):
             what = f"Redis refused the credentials: {_reason(exc)}"
@@ -342,7 +514,6 @@ class RedisBackend:
         return RedisUnavailableError(what + (f"; {consequence}" if consequence else ""),
                                      path=self.location)
 
-    # -- reading --------------------------------------------------------------------------
     def _wrong_type(self, reply: list[Any], consequence: str = "") -> ConfigurationError:
         """The one clear error for a key holding what modelboard never stores there."""
         key = _text(reply[1])
@@ -351,55 +522,149 @@ class RedisBackend:
         else:
             what = f"{key} holds {_text(reply[2])[:40]!r}, not a whole number"
         advice = "; delete or fix that key (modelboard recreates it)"
-        return ConfigurationError(what + (f"; {consequence}" if consequence else "") + advice,
-                                  path=self.location)
+        return _WrongTypeError(what + (f"; {consequence}" if consequence else "") + advice,
+                               path=self.location)
 
-    def _read(self, mode: str) -> tuple[int | None, bytes | None]:
-        """(counter, document) or (counter, the document's SHA-1 as bytes), type-checked."""
+    def _run(self, name: str, args: list[Any], consequence: str = "") -> list[Any]:
         try:
-            reply = list(self._read_script(keys=[self.keys.document, self.keys.counter],
-                                           args=[mode]))
+            reply = list(self._scripts[name](keys=self.keys.script_keys(), args=args))
         except redis.RedisError as exc:
-            raise self._unavailable(exc) from None
-        if reply[0] != 1:
-            raise self._wrong_type(reply)
-        counter = _text(reply[1])
-        return (int(counter) if counter else None), _bytes(reply[2])
+            raise self._unavailable(exc, consequence) from None
+        if reply[0] in (-1, -2):
+            raise self._wrong_type(reply, consequence)
+        return reply
+
+    def _set_view(self, view: _View, *, trusted: bool | None = None) -> None:
+        """Keep ``view`` unless a newer one is already kept (numbers only grow)."""
+        with self._view_lock:
+            kept = self._view
+            if kept is None or view.counter is None or kept.counter is None \
+                    or view.counter >= kept.counter:
+                self._view = view
+            if trusted is not None:
+                self._trusted = trusted
+
+    # -- reading --------------------------------------------------------------------------
+    def _parse_fields(self, pairs: list[tuple[str, bytes]]) -> dict[str, Selection]:
+        """Fields as selections, with the file format's strict checks; ConfigurationError
+        naming the field when one cannot be read."""
+        if not pairs:
+            return {}
+        where = f"{self.location} ({self.keys.selections})"
+        names = [json.dumps(name, ensure_ascii=False).encode("utf-8") for name, _ in pairs]
+        document = b"{" + b",\n".join(name + b": " + value for name, (_, value)
+                                      in zip(names, pairs, strict=True)) + b"}"
+        try:
+            parsed = parse_document(document, path=where)
+        except ConfigurationError:
+            parsed = None
+        if parsed is not None and len(parsed) == len(pairs) and \
+                all(name in parsed for name, _ in pairs):
+            return parsed
+        for (name, value), encoded in zip(pairs, names, strict=True):  # find which one
+            try:
+                alone = parse_document(b"{" + encoded + b": " + value + b"}", path=where)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"field {name!r}: {exc.reason}", path=where) from None
+            if list(alone) != [name]:
+                raise ConfigurationError(f"field {name!r}: not one JSON object", path=where)
+        raise ConfigurationError("the fields cannot be read together", path=where)
+
+    def _read_full(self, base: StoredState | None = None) -> _View:
+        """Read everything stored (one script); ``base`` is built on if what is stored was
+        found unreadable and copied aside."""
+        subscribed = self._subscribed
+        reply = self._run("read", [])
+        counter_text = _text(reply[1])
+        counter = int(counter_text) if counter_text else None
+        last = _bytes(reply[2]) or b""
+        head = seal_of(last) if last else genesis_of(b"")
+        document = _bytes(reply[3]) or b""
+        known = self._view
+        if document:
+            digest = _sha1(document)
+            try:
+                selections = self._codec.parse(
+                    document, path=f"{self.location} ({self.keys.document})")
+            except ConfigurationError:
+                if digest != self._quarantined or base is None:
+                    raise
+                return _View.of(counter, dict(base.selections), {}, _total_of(base.selections),
+                                head, digest=digest, legacy=True, replace=True)
+            view = _View.of(counter, selections, {}, _total_of(selections), head,
+                            digest=digest, legacy=True)
+        else:
+            flat = [_bytes(item) or b"" for item in reply[4]]
+            digest = _digest_of_fields(flat)
+            raw: dict[str, bytes] = {}
+            selections = {}
+            pending: list[tuple[str, bytes]] = []
+            try:
+                for index in range(0, len(flat), 2):
+                    name = flat[index].decode("utf-8")
+                    value = flat[index + 1]
+                    raw[name] = value
+                    if known is not None and known.raw.get(name) == value:
+                        selections[name] = known.selections[name]
+                    else:
+                        pending.append((name, value))
+                if pending:
+                    selections.update(self._parse_fields(pending))
+            except (ConfigurationError, UnicodeDecodeError) as exc:
+                if digest != self._quarantined or base is None:
+                    if isinstance(exc, UnicodeDecodeError):
+                        raise ConfigurationError(
+                            "a field name is not UTF-8",
+                            path=f"{self.location} ({self.keys.selections})") from None
+                    raise
+                return _View.of(counter, dict(base.selections), {}, _total_of(base.selections),
+                                head, digest=digest, replace=True)
+            ordered = {name: selections[name] for name in sorted(selections)}
+            view = _View.of(counter, ordered, raw, _total_of(ordered), head, digest=digest)
+        self._set_view(view, trusted=subscribed)
+        return view
+
+    def _state_of(self, view: _View) -> StoredState:
+        return StoredState(view.selections, view.revision, token=view.token,
+                           exists=view.exists, changed=view.changed, since=view.since)
 
     def token(self) -> object:
-        """The counter and the document's SHA-1: a plain ``SET`` by hand changes it too."""
-        counter, digest = self._read("digest")
-        return (counter, _text(digest) if digest else "")
-
-    def _read_document(self) -> tuple[bytes | None, int | None]:
-        counter, document = self._read("document")
-        return document, counter
+        """(counter, revision) of what is stored, or (counter, server digest) when that
+        content is not the one this process holds (a hand edit changes it too)."""
+        if self._trusted:
+            view = self._view
+            if view is not None:
+                return view.token
+        reply = self._run("check", [])
+        counter_text = _text(reply[1])
+        counter = int(counter_text) if counter_text else None
+        digest = _text(reply[2])
+        view = self._view
+        if view is not None and view.counter == counter and view.digest == digest:
+            return view.token
+        return (counter, digest)
 
     def load(self) -> StoredState:
-        document, counter = self._read_document()
-        if document is None:
-            return StoredState({}, _EMPTY_REVISION, token=(counter, ""), exists=False)
-        selections = self._parse(document, counter).selections
-        rendered = render_document(selections)
-        if self._keeping_copy and self.local_copy is not None:
-            self._keep_copy(rendered)
-        return StoredState(selections, revision_of_bytes(rendered),
-                           token=(counter, _sha1(document)))
+        view = self._view
+        if self._trusted and view is not None:
+            return self._state_of(view)
+        return self._state_of(replace(self._read_full(), changed=None, since=None))
 
-    def _keep_copy(self, rendered: bytes) -> None:
-        assert self.local_copy is not None
+    def _keep_copy(self) -> None:
+        """Write the local copy if it is behind what this process holds."""
+        view = self._view
+        if view is None or view.replace or self.local_copy is None:
+            return
+        rendered = self._codec.render(view.selections)
         try:
             if self._copied != _digest(rendered):
-                _write_atomically(self.local_copy, rendered)
+                replace_private_file(self.local_copy, rendered)
                 self._copied = _digest(rendered)
-        except OSError as exc:
+        except (OSError, ConfigurationError) as exc:
             if self._copy_failed != str(exc):
                 log.warning("%s: cannot keep the local copy %s: %s", self.location,
-                            self.local_copy, exc.strerror or exc)
+                            self.local_copy, getattr(exc, "strerror", None) or exc)
             self._copy_failed = str(exc)
-
-    _copied: bytes | None = None
-    _copy_failed: str | None = None
 
     def load_local_copy(self) -> StoredState | None:
         """The last-known copy a watching store kept, if Redis was unreachable at start-up."""
@@ -411,68 +676,81 @@ class RedisBackend:
         except (OSError, ConfigurationError) as exc:
             log.warning("%s: the local copy is not usable: %s", self.location, exc)
             return None
-        return StoredState(selections, revision_of_bytes(render_document(selections)),
-                           token=None)
+        return StoredState(selections, revision_of(selections), token=None)
 
     def load_backup(self) -> StoredState | None:
         try:
-            data = _bytes(self._client.get(self.keys.backup))
+            kind = _text(self._client.type(self.keys.backup))
+            if kind == "string":  # the old layout's backup: a whole document
+                data = _bytes(self._client.get(self.keys.backup))
+                flat: list[bytes] = []
+            elif kind == "hash":
+                data = None
+                flat = [_bytes(item) or b"" for pair in
+                        self._client.hgetall(self.keys.backup).items() for item in pair]
+            else:
+                return None
         except redis.RedisError as exc:
             raise self._unavailable(exc) from None
-        if data is None:
-            return None
         try:
-            selections = parse_document(data, path=f"{self.location} ({self.keys.backup})")
-        except ConfigurationError as exc:
+            if data is not None:
+                selections = parse_document(data, path=f"{self.location} ({self.keys.backup})")
+            else:
+                selections = self._parse_fields(
+                    [(flat[i].decode("utf-8"), flat[i + 1]) for i in range(0, len(flat), 2)])
+        except (ConfigurationError, UnicodeDecodeError) as exc:
             log.warning("backup is not usable either: %s", exc)
             return None
-        return StoredState(selections, revision_of_bytes(render_document(selections)),
-                           token=None)
+        if not selections:
+            return None
+        return StoredState(selections, revision_of(selections), token=None)
 
     def quarantine(self) -> str | None:
-        """Copy the unreadable document to ``<key>:corrupt:<UTC time>``."""
+        """Copy unreadable selections to ``<key>:corrupt:<UTC time>``."""
         if self.read_only:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         aside = self.keys.corrupt(stamp)
         try:
-            data = _bytes(self._client.get(self.keys.document))
-            if data is None or self._readable(data):
-                return None  # what failed was another key (of the wrong type, say)
-            self._client.set(aside, data, nx=True)
+            self._read_full()
+        except RedisUnavailableError:
+            raise
+        except _WrongTypeError:
+            return None  # what failed is a key of the wrong type: nothing to copy
+        except ConfigurationError:
+            pass
+        else:
+            return None  # readable after all
+        try:
+            reply = self._run("check", [], "nothing was copied")
+            source = self.keys.document if self._client.exists(self.keys.document) \
+                else self.keys.selections
+            self._client.copy(source, aside)
         except redis.RedisError as exc:
             raise self._unavailable(exc, "nothing was copied") from None
-        self._quarantined = _digest(data)
+        self._quarantined = _text(reply[2])
         return f"{self.location} ({aside})"
-
-    def _readable(self, document: bytes) -> bool:
-        try:
-            parse_document(document, path=self._where)
-        except ConfigurationError:
-            return False
-        return True
 
     # -- writing --------------------------------------------------------------------------
     def commit(self, change: Callable[[Mapping[str, Selection]], Commit | None], *,
                base: StoredState) -> StoredState | None:
-        """Compare-and-swap in one round trip; on a lost race, again on the newer state.
+        """One script over the providers the change touches; on a lost race, again on
+        the newer state.
 
-        The first attempt builds on the document this backend last read or wrote, when
-        the caller's base is that one; the script refuses if the stored counter or
-        document differ and returns them, so the retry needs no extra read. A change
-        that refuses (conflict, lock, validation) is only believed on the latest state.
+        The first attempt builds on what this process holds when the caller's base is
+        that; a change that refuses (conflict, lock, validation) is only believed on the
+        latest state, read afresh.
         """
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
-        known = self._known
-        belief = known if known is not None and (known.counter, known.sha1) == base.token \
-            else None
+        view = self._view
+        belief = view if view is not None and view.token == base.token else None
         fresh = False
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
         attempt = 0
         while True:
             if belief is None:
-                belief, fresh = self._read_latest(base), True
+                belief, fresh = self._read_full(base), True
             try:
                 result = change(belief.selections)
             except Exception:
@@ -485,25 +763,10 @@ class RedisBackend:
                     return None
                 belief = None
                 continue
-            rendered = render_document(result.selections)
-            revision = revision_of_bytes(rendered)
-            # The script stores only if the counter is still belief.counter: this write's
-            # number is the one after it.
-            lines = [entry.to_line().encode("utf-8") for entry in stamp_entries(
-                result.history, number=(belief.counter or 0) + 1, base_revision=None,
-                revision=revision, before=belief.selections, after=result.selections)]
-            reply = self._swap(belief, rendered, revision, lines)
-            if reply[0] == 1:
-                new_counter = int(reply[1])
+            outcome = self._store(belief, result)
+            if isinstance(outcome, _View):
                 self._quarantined = None
-                self._known = _Known(new_counter, _sha1(rendered), result.selections)
-                if self._keeping_copy and self.local_copy is not None:
-                    self._keep_copy(rendered)
-                return StoredState(result.selections, revision,
-                                   token=(new_counter, _sha1(rendered)))
-            if reply[0] < 0:
-                raise self._wrong_type(reply, "nothing was written")
-            # Someone wrote since: apply the change again on top of what the script saw.
+                return self._state_of(outcome)
             attempt += 1
             if time.monotonic() > deadline:
                 raise RedisUnavailableError(
@@ -511,122 +774,170 @@ class RedisBackend:
                     "selections; nothing was written", path=self.location)
             if attempt > 3:  # a crowd of writers: spread them out
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
-            counter = _bytes(reply[1])
-            belief = self._belief(_bytes(reply[2]), int(counter) if counter else None, base)
-            fresh = True
+            belief = None if outcome is None else outcome
+            if belief is not None:
+                fresh = False
 
-    def _swap(self, belief: _Known, rendered: bytes, revision: str,
-              history: list[bytes]) -> list[Any]:
-        keys = [self.keys.document, self.keys.counter, self.keys.backup, self.keys.history]
-        arguments: list[Any] = [
-            "" if belief.counter is None else str(belief.counter), belief.sha1, rendered,
-            revision, self.keys.channel, self.history_limit, *history]
+    def _chain_head(self) -> str:
+        """The ``prev`` of the next entry when the stream ends with unchained entries
+        (written before the chain): the genesis over all of them, read once."""
+        return genesis_of(b"".join(value + b"\n" for _id, value in self._stream()))
+
+    def _stream(self) -> list[tuple[str, bytes]]:
+        """Every history entry, oldest first: (stream id, the ``entry`` field)."""
         try:
-            reply = self._compare_and_swap(keys=keys, args=arguments)
+            entries: list[Any] = self._client.xrange(self.keys.history) or []
+        except redis.ResponseError as exc:
+            raise ConfigurationError(f"{self.keys.history}: {_reason(exc)}",
+                                     path=self.location) from None
         except redis.RedisError as exc:
-            # redis-py says "connecting to" only when the request never left.
-            consequence = ("nothing was written" if "connecting to" in str(exc) else
-                           "the connection broke while storing: the change may or may not be "
-                           "stored; reload to check")
-            raise self._unavailable(exc, consequence) from None
-        return list(reply)
+            raise self._unavailable(exc) from None
+        return [(_text(stream_id), _bytes((fields or {}).get(b"entry")) or b"")
+                for stream_id, fields in entries]
 
-    def _read_latest(self, base: StoredState) -> _Known:
-        document, counter = self._read_document()
-        return self._belief(document, counter, base)
-
-    def _belief(self, document: bytes | None, counter: int | None,
-                base: StoredState) -> _Known:
-        """What a change builds on: the stored document, or ``base`` if there is none."""
-        if document is None:
-            return _Known(counter, "", base.selections)
+    def _store(self, belief: _View, result: Commit) -> _View | None:
+        """Try to store ``result``, computed on ``belief``: the new view, or None when
+        something moved (read again and retry)."""
+        changed: list[str] = []
+        for entry in result.history:
+            if entry.provider not in changed:
+                changed.append(entry.provider)
+        after = result.selections
+        head = belief.head if belief.head is not None else self._chain_head()
+        total = belief.total
+        for provider in changed:
+            old, new = belief.selections.get(provider), after.get(provider)
+            if old is not None:
+                total -= _entry_hash(provider, old)
+            if new is not None:
+                total += _entry_hash(provider, new)
+        total %= _MODULUS
+        revision = _revision_of_total(total)
+        number = (belief.counter or 0) + 1
+        entries = stamp_entries(result.history, number=number, base_revision=belief.revision,
+                                revision=revision, before=belief.selections, after=after)
+        lines, new_head = seal_chain((entry.to_json() for entry in entries), head)
+        whole = belief.legacy or belief.replace
+        values = {provider: entry_value(after[provider]) if provider in after else b""
+                  for provider in (after if whole else changed)}
+        message = json.dumps({
+            "rev": number, "revision": revision, "head": new_head,
+            "changes": None if whole else {provider: value.decode("utf-8") or None
+                                           for provider, value in values.items()}},
+            ensure_ascii=False)
+        expected = "" if belief.counter is None else str(belief.counter)
+        consequence = ("the connection broke while storing: the change may or may not be "
+                       "stored; reload to check")
         try:
-            return self._parse(document, counter)
-        except ConfigurationError:
-            if _digest(document) != self._quarantined:
-                raise
-            # Already copied aside at start-up: build on the last good state.
-            return _Known(counter, _sha1(document), base.selections)
-
-    def _parse(self, document: bytes, counter: int | None) -> _Known:
-        digest = _sha1(document)
-        known = self._known
-        if known is not None and known.sha1 == digest:
-            selections = known.selections  # unchanged: no need to parse again
-        else:
-            selections = parse_document(document, path=self._where)
-        self._known = _Known(counter, digest, selections)
-        return self._known
-
-    def _queue_write(self, pipe: Any, rendered: bytes, revision: str, counter: int,
-                     history: list[HistoryEntry]) -> None:
-        """Queue, inside MULTI, everything one write stores (EXEC applies all or nothing)."""
-        pipe.set(self.keys.document, rendered)
-        pipe.set(self.keys.backup, rendered)
-        pipe.incr(self.keys.counter)
-        for entry in history:
-            pipe.xadd(self.keys.history, {"entry": entry.to_line().encode("utf-8")},
-                      maxlen=self.history_limit, approximate=True)
-        pipe.publish(self.keys.channel, f"{counter} {revision}")
+            if whole:
+                pairs = [item for provider, value in values.items() for item in (provider, value)]
+                reply = self._run("replace", [
+                    expected, belief.digest or "", head, self.keys.channel, message,
+                    self.history_limit, len(values), *pairs, *lines], consequence)
+            else:
+                triples = [item for provider, value in values.items() for item in
+                           (provider, belief.raw.get(provider, b""), value)]
+                reply = self._run("write", [
+                    expected, head, self.keys.channel, message, self.history_limit,
+                    len(values), *triples, *lines], consequence)
+        except RedisUnavailableError as exc:
+            if "connecting to" in str(exc):  # redis-py says so when nothing left
+                raise RedisUnavailableError(exc.reason.split(";")[0] + "; nothing was written",
+                                            path=self.location) from None
+            raise
+        if reply[0] == 1:
+            raw = dict(belief.raw) if not whole else {}
+            for provider, value in values.items():
+                if value:
+                    raw[provider] = value
+                else:
+                    raw.pop(provider, None)
+            selections = after if not whole else dict(after)
+            view = _View.of(int(reply[1]), selections, raw, total, new_head,
+                            changed=None if whole else frozenset(changed),
+                            since=belief.token)
+            self._set_view(view)
+            return view
+        if reply[0] == 3:  # the history grew without the counter (by hand): chain onto it
+            return replace(belief, head=_text(reply[1]))
+        return None  # another write, the old document, or a field changed by hand
 
     def import_state(self, selections: Mapping[str, Selection],
                      history: list[HistoryEntry]) -> StoredState:
-        """Store ``selections`` and ``history`` (oldest first, kept verbatim) into an empty key.
+        """Store ``selections`` and ``history`` (oldest first, chained anew) into an empty key.
 
         Refuses with ConfigurationError if selections or history are already stored.
         """
         if self.read_only:
             raise ReadOnlyError(f"{self.location}: opened read-only; nothing was written")
-        rendered = render_document(selections)
-        revision = revision_of_bytes(rendered)
+        fields = {provider: entry_value(selection) for provider, selection in selections.items()}
+        lines, head = seal_chain((entry.to_json() for entry in history), genesis_of(b""))
+        total = _total_of(selections)
         try:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.watch(self.keys.document,  # type: ignore[no-untyped-call]
-                           self.keys.counter, self.keys.history)
-                if pipe.exists(self.keys.document, self.keys.history):
+                pipe.watch(self.keys.selections,  # type: ignore[no-untyped-call]
+                           self.keys.document, self.keys.counter, self.keys.history)
+                if pipe.exists(self.keys.selections, self.keys.document, self.keys.history):
                     raise ConfigurationError(
                         f"already holds selections or history under {self.keys.prefix}:*; "
                         "nothing was copied", path=self.location)
                 counter = int(pipe.get(self.keys.counter) or 0) + 1
                 # The copied state is the last copied revision: its number goes on.
-                numbered = max((entry.number or 0 for entry in history), default=0)
+                counter = max(counter, max((e.number or 0 for e in history), default=0))
                 pipe.multi()
-                if numbered >= counter:
-                    pipe.set(self.keys.counter, numbered - 1)
-                    counter = numbered
-                self._queue_write(pipe, rendered, revision, counter, history)
+                items = list(fields.items())
+                for start in range(0, len(items), _CHUNK):
+                    chunk = dict(items[start:start + _CHUNK])
+                    pipe.hset(self.keys.selections, mapping=chunk)  # type: ignore[arg-type]
+                    pipe.hset(self.keys.backup, mapping=chunk)  # type: ignore[arg-type]
+                pipe.set(self.keys.counter, counter)
+                for line in lines:
+                    pipe.xadd(self.keys.history, {"entry": line}, maxlen=self.history_limit,
+                              approximate=True)
+                pipe.publish(self.keys.channel, json.dumps({"rev": counter, "changes": None}))
                 pipe.execute()
         except redis.WatchError:
             raise ConfigurationError("another writer stored selections meanwhile; nothing "
                                      "was copied", path=self.location) from None
         except redis.RedisError as exc:
             raise self._unavailable(exc, "nothing was copied") from None
-        return StoredState(dict(selections), revision, token=(counter, _sha1(rendered)))
+        view = _View.of(counter, dict(selections), fields, total, head)
+        self._set_view(view)
+        return self._state_of(view)
 
     def write_problem(self) -> str | None:
         """None: only a write can tell whether the server (or its ACL) accepts it."""
         return None
 
     # -- history --------------------------------------------------------------------------
+    def iter_history(self) -> Iterator[HistoryEntry]:
+        """History entries, newest first, read a page at a time as far as asked."""
+        newest = "+"
+        page = 100
+        while True:
+            try:
+                batch = self._client.xrevrange(self.keys.history, max=newest, min="-",
+                                               count=page)
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from None
+            if not batch:
+                return
+            for stream_id, fields in batch:
+                entry = self._history_entry(_text(stream_id), fields)
+                if entry is not None:
+                    yield entry
+            newest = "(" + _text(batch[-1][0])  # exclusive: go on below it
+            page = min(page * 4, 2000)
+
     def read_history(self, provider: str | None = None,
                      limit: int | None = None) -> list[HistoryEntry]:
         entries: list[HistoryEntry] = []
-        page = limit if provider is None and limit is not None else 500
-        newest = "+"
-        try:
-            while limit is None or len(entries) < limit:
-                batch = self._client.xrevrange(self.keys.history, max=newest, min="-",
-                                               count=max(page, 1))
-                if not batch:
+        for entry in self.iter_history():
+            if provider is None or entry.provider == provider:
+                entries.append(entry)
+                if limit is not None and len(entries) >= limit:
                     break
-                for stream_id, fields in batch:
-                    entry = self._history_entry(_text(stream_id), fields)
-                    if entry is not None and (provider is None or entry.provider == provider):
-                        entries.append(entry)
-                newest = "(" + _text(batch[-1][0])  # exclusive: go on below it
-        except redis.RedisError as exc:
-            raise self._unavailable(exc) from None
-        return entries[:limit] if limit is not None else entries
+        return entries
 
     def _history_entry(self, stream_id: str, fields: Any) -> HistoryEntry | None:
         try:
@@ -636,39 +947,125 @@ class RedisBackend:
                         stream_id, exc)
             return None
 
+    def verify_history(self) -> Verification:
+        """Walk the stream's hash chain; the first broken link by entry number (1 = the
+        oldest kept) and stream id."""
+        entries = self._stream()
+        try:
+            info: Any = self._client.xinfo_stream(self.keys.history) if entries else {}
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from None
+        # A raw newline cannot be in an entry modelboard wrote; one put there by hand
+        # stays inside its entry (escaped), so entries and line numbers stay one to one.
+        lines = [value.replace(b"\n", b"\\n") + b"\n" for _id, value in entries]
+        ids = [stream_id for stream_id, _value in entries]
+        added = info.get("entries-added") if isinstance(info, dict) else None
+        dropped = added - len(entries) if isinstance(added, int) else 0
+        # Writes trim the stream only down to history_limit entries (MAXLEN ~ keeps at
+        # least that many); below it, a missing entry was deleted, and the chain from the
+        # genesis shows where.
+        trimmed = dropped > 0 and len(entries) >= self.history_limit
+        notes = [f"{dropped} older entries were trimmed; the chain is checked from the "
+                 "oldest kept"] if trimmed else \
+            [f"{dropped} entries were deleted from the stream"] if dropped > 0 else []
+        result = verify_chain([(self.keys.history, b"".join(lines))], anchored=not trimmed,
+                              notes=notes)
+        if result.where is not None and 0 < result.where[1] <= len(ids):
+            index = result.where[1]
+            result = replace(result, problem=f"{result.problem} (entry {index}, stream id "
+                                             f"{ids[index - 1]})")
+        return result
+
     # -- watching -------------------------------------------------------------------------
-    def _keyspace_channel(self) -> str | None:
-        """The document's keyspace channel if the server announces string writes there."""
+    def _keyspace_channel(self) -> tuple[str, ...] | None:
+        """The keyspace channels the server announces hand edits on, if it does: the
+        hash's (``h`` or ``A``) and the old document's (``$`` or ``A``), with ``K``."""
         try:
             setting = self._client.config_get("notify-keyspace-events")
         except redis.ResponseError:  # CONFIG refused (a managed server, an ACL): poll
             return None
         flags = _text(next(iter(dict(setting).values()), ""))
-        if "K" not in flags or not ("$" in flags or "A" in flags):
+        if "K" not in flags:
             return None
         database = self._client.connection_pool.connection_kwargs.get("db", 0)
-        return f"__keyspace@{database}__:{self.keys.document}"
+        channels = tuple(f"__keyspace@{database}__:{key}" for key, letter in (
+            (self.keys.selections, "h"), (self.keys.document, "$")) if letter in flags
+            or "A" in flags)
+        return channels or None
+
+    def _apply(self, data: bytes) -> str:
+        """A change message applied to the view: ``applied``, ``old`` (already held),
+        or ``gap`` (a number missed, a message not understood, a content hash that
+        does not match: reload everything)."""
+        try:
+            message = json.loads(data)
+            number, changes = message["rev"], message["changes"]
+            if not isinstance(number, int) or not (changes is None or isinstance(changes, dict)):
+                return "gap"
+        except (ValueError, KeyError, TypeError):
+            return "gap"
+        view = self._view
+        if view is None or view.legacy or view.replace:
+            return "gap"
+        known = view.counter or 0
+        if number <= known:
+            return "old"
+        if number != known + 1 or changes is None:
+            return "gap"
+        try:
+            fields = [(str(name), value.encode("utf-8")) for name, value in changes.items()
+                      if value is not None]
+            parsed = self._parse_fields(fields)
+        except (ConfigurationError, AttributeError, UnicodeError):
+            return "gap"
+        selections = dict(view.selections)
+        raw = dict(view.raw)
+        total = view.total
+        for name in changes:
+            old = selections.get(name)
+            if old is not None:
+                total -= _entry_hash(name, old)
+            if changes[name] is None:
+                selections.pop(name, None)
+                raw.pop(name, None)
+        for name, value in fields:  # in place: a provider keeps its position
+            selections[name] = parsed[name]
+            raw[name] = value
+            total += _entry_hash(name, parsed[name])
+        total %= _MODULUS
+        new = _View.of(number, selections, raw, total, str(message.get("head") or "") or None,
+                       changed=frozenset(changes), since=view.token)
+        if new.revision != message.get("revision"):
+            return "gap"  # the writer built on another content (a hand edit we missed)
+        with self._view_lock:
+            if self._view is not view:
+                return "gap"  # a write here moved it meanwhile: reload to be sure
+            self._view = new
+        return "applied"
+
+    def _unchanged(self) -> bool:
+        """The periodic check: is what is stored what this process holds?"""
+        reply = self._run("check", [])
+        counter_text = _text(reply[1])
+        counter = int(counter_text) if counter_text else None
+        view = self._view
+        return view is not None and view.counter == counter and view.digest == _text(reply[2])
 
     def follow(self, stop: threading.Event, armed: threading.Event) -> Iterator[None]:
-        """Yield on every notification, on every (re)connection, and at each check.
+        """Yield whenever what this process holds is behind what is stored.
 
-        The store compares the counter and the document's digest (one small script), so
-        a yield with no change costs one round trip. With keyspace notifications a hand
-        edit is announced like a write and the check runs every RESYNC_INTERVAL_S;
-        without them, every HAND_EDIT_POLL_S.
+        Deltas are applied here, so the store's reload that follows a yield costs no
+        round trip; a gap makes the next reload read everything.
         """
-        if not self.read_only and self.local_copy is not None:
-            self._keeping_copy = True
-            if self._known is not None:
-                self._keep_copy(render_document(self._known.selections))
+        self._keeping_copy = not self.read_only and self.local_copy is not None
         backoff = BACKOFF_FIRST_S
         lost = False
         mode: str | None = None
         while not stop.is_set():
             pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                keyspace = self._keyspace_channel()
-                channels = [self.keys.channel, *([keyspace] if keyspace else [])]
+                keyspace = self._keyspace_channel() or ()
+                channels = [self.keys.channel, *keyspace]
                 pubsub.subscribe(*channels)
                 confirmed = 0
                 while not stop.is_set() and confirmed < len(channels):
@@ -677,7 +1074,8 @@ class RedisBackend:
                         confirmed += 1
                 if stop.is_set():
                     return
-                now = "keyspace notifications" if keyspace else \
+                everything = len(keyspace) == 2
+                now = "keyspace notifications" if everything else \
                     f"a check every {HAND_EDIT_POLL_S:g} s"
                 if now != mode:
                     log.debug("%s: hand edits are noticed through %s", self.location, now)
@@ -685,24 +1083,45 @@ class RedisBackend:
                 if lost:
                     log.debug("%s: Redis is reachable again", self.location)
                     lost = False
+                with self._view_lock:
+                    self._subscribed, self._trusted = True, False
                 armed.set()
                 backoff = BACKOFF_FIRST_S
-                interval = RESYNC_INTERVAL_S if keyspace else HAND_EDIT_POLL_S
+                interval = RESYNC_INTERVAL_S if everything else HAND_EDIT_POLL_S
                 yield  # resync: whatever changed while we were not subscribed
                 next_check = time.monotonic() + interval
+                suspect = False
                 while not stop.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
-                    if message is not None:
-                        while pubsub.get_message(timeout=0) is not None:
-                            pass  # a burst: one reload covers them all
+                    if message is None:
+                        if suspect or time.monotonic() >= next_check:
+                            suspect = False
+                            next_check = time.monotonic() + interval
+                            if not self._unchanged():
+                                self._trusted = False
+                                yield
+                        if self._keeping_copy:
+                            self._keep_copy()
+                        continue
+                    behind = False
+                    while message is not None:  # a burst: apply all, then one reload
+                        if message["type"] == "message":
+                            if _text(message["channel"]) != self.keys.channel:
+                                suspect = True  # a keyspace event: a write, or a hand edit
+                            else:
+                                outcome = self._apply(message["data"])
+                                suspect = False  # the write explains its keyspace events
+                                if outcome == "gap":
+                                    self._trusted = False
+                                behind = behind or outcome != "old"
+                        message = pubsub.get_message(timeout=0)
+                    if behind:
                         yield
-                        next_check = time.monotonic() + interval
-                    elif time.monotonic() >= next_check:
-                        yield
-                        next_check = time.monotonic() + interval
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, OSError, ConfigurationError) as exc:
                 # The store logs the outage (its load error) once, and its end.
                 lost = True
+                with self._view_lock:
+                    self._subscribed, self._trusted = False, False
                 log.debug("%s: no Redis (%s); next attempt in %.2f s",
                           self.location, _reason(exc), backoff)
                 armed.set()  # the resync on reconnection reports whatever changes meanwhile
@@ -710,6 +1129,8 @@ class RedisBackend:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             finally:
+                with self._view_lock:
+                    self._subscribed, self._trusted = False, False
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from .errors import ConfigurationError
 
-__all__ = ["Folder", "Ownership", "describe_kind", "read_bounded", "read_regular_file"]
+__all__ = ["Folder", "Ownership", "describe_kind", "read_bounded", "read_regular_file",
+           "replace_private_file"]
 
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 #: What a file gets when there is no data file to copy from yet (the data file itself,
@@ -304,6 +306,37 @@ class Folder:
             if status is not None and not stat.S_ISREG(status.st_mode):
                 return not_a_file(status.st_mode, self.where(name), owner=status.st_uid)
         return exc
+
+
+def replace_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` durably, through :class:`Folder`'s safe primitives.
+
+    A temporary file in the same folder (created exclusively, never through a link, mode
+    0600), written, fsynced, renamed over ``path`` (a symlink there is replaced, not
+    followed), then the folder fsynced. The folder is created (0700) when missing. What a
+    cache beside no data file needs (the Redis backend's local copy); OSError as is.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with Folder(path.parent) as folder:
+        temp = f".{path.name}.tmp-{secrets.token_hex(8)}"
+        fd = folder.create(temp, Ownership.private())
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folder.replace(temp, path.name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                folder.unlink(temp)
+            raise
+        folder.fsync()
 
 
 def not_a_file(mode: int, where: str, *, owner: int | None = None) -> ConfigurationError:

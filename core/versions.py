@@ -59,7 +59,8 @@ def document_at(backend: Backend, number: int) -> dict[str, Selection]:
         raise ConfigurationError("the history is empty: there are no revisions",
                                  path=backend.location)
     try:
-        return history.document_at(number, current.selections, current.revision, newest_first)
+        return history.document_at(number, current.selections, current.revision, newest_first,
+                                   revision_of=getattr(backend, "revision_of", None))
     except ConfigurationError as exc:
         raise ConfigurationError(exc.reason, path=backend.location) from None
 

@@ -147,3 +147,13 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True, timeout=60)
     return certificate, key
+
+
+def stored_document(client: redis.Redis, prefix: str) -> bytes:
+    """The selections under ``prefix`` (one hash field per provider) as the file format:
+    ``json.dumps(..., indent=2, sort_keys=True, ensure_ascii=False)`` and a newline."""
+    import json
+
+    fields = client.hgetall(f"{prefix}:selections")
+    entries = {name.decode(): json.loads(value) for name, value in fields.items()}
+    return (json.dumps(entries, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer, free_port, self_signed_certificate
+from redis_server import RedisServer, free_port, self_signed_certificate, stored_document
 
 from modelboard.core import (
     ChangeEvent,
@@ -22,19 +22,16 @@ from modelboard.core import (
     open_store,
 )
 from modelboard.core.errors import BackendUnavailableError
-from modelboard.core.fileformat import render_document, revision_of
-from modelboard.core.redisbackend import RedisBackend, mask_password
+from modelboard.core.fileformat import render_document
+from modelboard.core.redisbackend import RedisBackend, entry_value, mask_password, revision_of
 
 EVENT_TIMEOUT_S = 10
 
 
 def keys_of(server: RedisServer, prefix: str) -> dict[bytes, bytes]:
-    """Every string key under the prefix with its value (streams as their length)."""
+    """Every key under the prefix with its serialized value."""
     client = server.client()
-    found: dict[bytes, bytes] = {}
-    for key in client.scan_iter(match=f"{prefix}:*"):
-        kind = client.type(key)
-        found[key] = client.get(key) if kind == b"string" else str(client.xlen(key)).encode()
+    found = {key: client.dump(key) for key in client.scan_iter(match=f"{prefix}:*")}
     client.close()
     return found
 
@@ -47,20 +44,24 @@ def next_event(events: queue.Queue[ChangeEvent], condition) -> ChangeEvent:  # t
             return event
 
 
-def test_document_is_byte_for_byte_the_file_format(redis_server: RedisServer, redis_url: str,
-                                                   redis_key: str, data_file: Path) -> None:
+def test_one_field_per_provider_together_byte_for_byte_the_file_format(
+        redis_server: RedisServer, redis_url: str, redis_key: str, data_file: Path) -> None:
     store = open_store(redis_url)
     store.bulk_set_model_selections({"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5"})
     store.lock("anthropic", reason="pinned for the launch")
     client = redis_server.client()
-    document = client.get(f"{redis_key}:document")
+    fields = client.hgetall(f"{redis_key}:selections")
+    assert sorted(fields) == [b"anthropic", b"openai"]
+    assert fields[b"anthropic"] == entry_value(store.snapshot["anthropic"])
+    assert json.loads(fields[b"anthropic"])["lock_reason"] == "pinned for the launch"
+    document = stored_document(client, redis_key)
     assert document == render_document(store.snapshot)
     assert store.snapshot.revision == revision_of(store.snapshot)
-    # The file backend, given the same selections, writes the same bytes and revision.
+    assert not client.exists(f"{redis_key}:document")
+    # The file backend, given the same document, holds the same selections.
     data_file.parent.mkdir(parents=True)
     data_file.write_bytes(document)
     from_file = open_store(data_file)
-    assert from_file.snapshot.revision == store.snapshot.revision
     assert dict(from_file.snapshot) == dict(store.snapshot)
 
 
@@ -76,7 +77,7 @@ def test_counter_grows_by_one_per_write_and_not_on_a_no_op(redis_server: RedisSe
     store.set_model_selection("openai", "gpt-5")
     store.bulk_set_model_selections({"openai": "o3", "mistral": "codestral-latest"})
     assert client.get(f"{redis_key}:counter") == b"3"
-    assert store.backend.token()[0] == 3  # type: ignore[index]  # (counter, document SHA-1)
+    assert store.backend.token()[0] == 3  # type: ignore[index]  # (counter, content hash)
 
 
 def test_history_has_the_file_history_shape(redis_server: RedisServer, redis_url: str,
@@ -97,10 +98,14 @@ def test_history_has_the_file_history_shape(redis_server: RedisServer, redis_url
     assert entries[1].reason == "cost review" and entries[1].actor == "alice@ops"
     assert [e.new for e in store.history("openai", limit=2)] == ["gpt-5", "gpt-5"]
     assert len(store.history(limit=3)) == 3
-    # Each stream entry holds exactly what a line of the file history holds.
+    # Each stream entry holds exactly what a line of the file history holds: its record,
+    # then the hash chain (each entry's prev is the hash of the one before).
     raw = redis_server.client().xrange(f"{redis_key}:history")
-    assert [json.loads(fields[b"entry"]) for _, fields in raw] == \
+    records = [json.loads(fields[b"entry"]) for _, fields in raw]
+    assert [{k: v for k, v in r.items() if k not in ("prev", "hash")} for r in records] == \
         [e.to_json() for e in reversed(entries)]
+    assert records[0]["prev"].startswith("genesis:")
+    assert [r["prev"] for r in records[1:]] == [r["hash"] for r in records[:-1]]
 
 
 def test_history_filter_pages_through_a_long_stream(redis_url: str) -> None:
@@ -254,7 +259,7 @@ def test_password_protected_server(own_redis_server: RedisServer,
     own_redis_server.start()
     store = open_store(own_redis_server.url("mb"))
     store.set_model_selection("openai", "gpt-4o")
-    assert own_redis_server.client().get("mb:document") == render_document(store.snapshot)
+    assert stored_document(own_redis_server.client(), "mb") == render_document(store.snapshot)
     assert store.location == f"redis://:***@127.0.0.1:{own_redis_server.port}/0?key=mb"
     assert "correct-horse" not in repr(store) and "correct-horse" not in repr(store.backend)
     with pytest.raises(BackendUnavailableError) as wrong:
@@ -320,7 +325,7 @@ def test_tls_server_with_a_rediss_url(redis_binary: str, tmp_path: Path) -> None
         assert store.location.startswith("rediss://:***@")
         assert open_store(url, read_only=True).get_model_selection("openai").model_name == \
             "gpt-4o"
-        assert server.client().get("mb:document") == render_document(store.snapshot)
+        assert stored_document(server.client(), "mb") == render_document(store.snapshot)
         # The same server in plain text is refused: the URL's scheme really decides.
         with pytest.raises(BackendUnavailableError, match="cannot reach Redis"):
             open_store(url.replace("rediss://", "redis://").split("&")[0])
@@ -333,4 +338,5 @@ def test_unix_socket_url(redis_server: RedisServer, redis_key: str) -> None:
     store = open_store(url)
     store.set_model_selection("openai", "gpt-4o")
     assert store.location == url
-    assert redis_server.client().get(f"{redis_key}:document") == render_document(store.snapshot)
+    assert stored_document(redis_server.client(), redis_key) == \
+        render_document(store.snapshot)
