@@ -635,12 +635,17 @@ class RedisBackend:
             view = self._view
             if view is not None:
                 return view.token
+        subscribed = self._subscribed
         reply = self._run("check", [])
         counter_text = _text(reply[1])
         counter = int(counter_text) if counter_text else None
         digest = _text(reply[2])
         view = self._view
         if view is not None and view.counter == counter and view.digest == digest:
+            if subscribed:  # what we hold is what is stored, and deltas come from here on
+                with self._view_lock:
+                    if self._view is view and self._subscribed:
+                        self._trusted = True
             return view.token
         return (counter, digest)
 

@@ -1,0 +1,127 @@
+"""The history hash chain on Redis: every stream entry carries the hash of the one before,
+appended with the write; ``audit verify`` names the first broken link in a real stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+import redis
+from redis_server import RedisServer
+
+from modelboard.core import open_store
+
+CLI = [sys.executable, "-m", "modelboard.core.cli"]
+
+
+def five_revisions(url: str) -> None:
+    store = open_store(url, actor="alice@ops")
+    store.set_model_selection("openai", "gpt-4o", reason="launch")
+    store.set_model_selection("anthropic", "claude-sonnet-4-5")
+    store.set_model_selection("openai", "gpt-4.1")
+    store.lock("anthropic", reason="eval")
+    store.set_model_selection("mistral", "codestral-latest")
+
+
+def entries(client: redis.Redis, key: str) -> list[bytes]:
+    return [fields[b"entry"] for _id, fields in client.xrange(f"{key}:history")]
+
+
+def rewrite(client: redis.Redis, key: str, values: list[bytes]) -> None:
+    """The stream replaced by ``values``, in order (a stream cannot be edited in place)."""
+    with client.pipeline() as pipe:
+        pipe.delete(f"{key}:history")
+        for index, value in enumerate(values, start=1):
+            pipe.xadd(f"{key}:history", {"entry": value}, id=f"1-{index}")
+        pipe.execute()
+
+
+def edited(values: list[bytes]) -> list[bytes]:
+    values[2] = values[2].replace(b'"gpt-4.1"', b'"gpt-9"')
+    return values
+
+
+def inserted(values: list[bytes]) -> list[bytes]:
+    return [*values[:2], values[1], *values[2:]]
+
+
+def swapped(values: list[bytes]) -> list[bytes]:
+    values[2], values[3] = values[3], values[2]
+    return values
+
+
+def verify(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "--file", url, "audit", "verify"], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_every_entry_is_chained_and_verify_counts_the_revisions(redis_url: str,
+                                                                redis_server: RedisServer,
+                                                                redis_key: str) -> None:
+    five_revisions(redis_url)
+    records = [json.loads(value) for value in entries(redis_server.client(), redis_key)]
+    assert records[0]["prev"].startswith("genesis:")
+    assert [r["prev"] for r in records[1:]] == [r["hash"] for r in records[:-1]]
+    assert [r["rev"] for r in records] == [1, 2, 3, 4, 5]
+    done = verify(redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "5 revisions verified (5 lines in 1 file): the chain is whole"
+
+
+@pytest.mark.parametrize(("tamper", "problem"), [
+    (edited, "its content does not match its hash"),
+    (None, "does not follow the line before it"),  # entry 3 deleted (XDEL)
+    (inserted, "does not follow the line before it"),
+    (swapped, "does not follow the line before it"),
+], ids=["edited", "deleted", "inserted", "swapped"])
+def test_a_tampered_stream_fails_verify_at_the_first_broken_entry(
+        redis_url: str, redis_server: RedisServer, redis_key: str,
+        tamper: Callable[[list[bytes]], list[bytes]] | None, problem: str) -> None:
+    five_revisions(redis_url)
+    client = redis_server.client()
+    if tamper is None:
+        ((third, _fields),) = client.xrange(f"{redis_key}:history", "-", "+")[2:3]
+        client.xdel(f"{redis_key}:history", third)
+        stream_id = client.xrange(f"{redis_key}:history")[2][0].decode()
+    else:
+        rewrite(client, redis_key, tamper(entries(client, redis_key)))
+        stream_id = "1-3"
+    result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
+    assert not result.ok
+    assert result.where == (f"{redis_key}:history", 3)
+    assert result.problem.startswith(problem)
+    assert f"(entry 3, stream id {stream_id})" in result.problem
+    done = verify(redis_url)
+    assert done.returncode == 1
+    assert f"{redis_key}:history line 3: {problem}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_deleting_the_first_entry_breaks_the_genesis(redis_url: str, redis_server: RedisServer,
+                                                     redis_key: str) -> None:
+    five_revisions(redis_url)
+    client = redis_server.client()
+    ((first, _fields),) = client.xrange(f"{redis_key}:history", count=1)
+    client.xdel(f"{redis_key}:history", first)
+    result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
+    assert not result.ok and result.where == (f"{redis_key}:history", 1)
+    assert "genesis" in result.problem
+    assert result.notes == ("1 entries were deleted from the stream",)
+
+
+def test_a_write_after_an_entry_added_by_hand_chains_onto_it(
+        redis_url: str, redis_server: RedisServer, redis_key: str) -> None:
+    """The script checks the chain's end: a writer that missed an entry chains onto it
+    rather than fork the chain, and verify then blames the hand-made entry."""
+    five_revisions(redis_url)
+    client = redis_server.client()
+    client.xadd(f"{redis_key}:history", {"entry": b'{"action": "set", "note": "by hand"}'})
+    open_store(redis_url).set_model_selection("openai", "o3")
+    result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
+    assert not result.ok and result.where == (f"{redis_key}:history", 6)
+    assert result.problem.startswith("has no hash, though the lines before it are chained")
