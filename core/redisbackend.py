@@ -271,7 +271,9 @@ def _digest(data: bytes) -> bytes:
 class _View:
     """The stored state as this process knows it, swapped whole.
 
-    ``raw`` is each field as stored (what a write expects to find there); ``head`` what the
+    ``raw`` is each field as the last full read found it, and ``read`` the selections that
+    read gave (shared, never copied): a field whose selection is still the one read holds
+    those bytes, any other the canonical ones modelboard writes. ``head`` what the
     next history entry's ``prev`` is (None: not known yet); ``digest`` the server's digest
     of exactly this content, when known; ``legacy``: stored as the old single document;
     ``replace``: what is stored cannot be used (copied aside), so the next write replaces
@@ -281,6 +283,7 @@ class _View:
     counter: int | None
     selections: Mapping[str, Selection]
     raw: Mapping[str, bytes]
+    read: Mapping[str, Selection]
     total: int
     head: str | None
     digest: str | None = None
@@ -292,9 +295,19 @@ class _View:
 
     @classmethod
     def of(cls, counter: int | None, selections: Mapping[str, Selection],
-           raw: Mapping[str, bytes], total: int, head: str | None, **rest: Any) -> _View:
-        return cls(counter, selections, raw, total, head, revision=_revision_of_total(total),
-                   **rest)
+           raw: Mapping[str, bytes], read: Mapping[str, Selection], total: int,
+           head: str | None, **rest: Any) -> _View:
+        return cls(counter, selections, raw, read, total, head,
+                   revision=_revision_of_total(total), **rest)
+
+    def stored_bytes(self, provider: str) -> bytes:
+        """What the field of ``provider`` holds, as far as this view knows ('' if none)."""
+        selection = self.selections.get(provider)
+        if selection is None:
+            return b""
+        if self.read.get(provider) is selection:
+            return self.raw.get(provider, b"")
+        return entry_value(selection)
 
     @property
     def token(self) -> tuple[int | None, str]:
@@ -472,6 +485,7 @@ class RedisBackend:
         #: The watcher is subscribed and has missed nothing since the view was read.
         self._subscribed = False
         self._trusted = False
+        self._read_at = 0.0  # when everything was last read (monotonic)
         no_retries = Retry(NoBackoff(), 0)  # fail fast and clearly; the watcher retries itself
         try:
             self._client: redis.Redis = redis.Redis.from_url(
@@ -574,6 +588,7 @@ class RedisBackend:
         """Read everything stored (one script); ``base`` is built on if what is stored was
         found unreadable and copied aside."""
         subscribed = self._subscribed
+        self._read_at = time.monotonic()
         reply = self._run("read", [])
         counter_text = _text(reply[1])
         counter = int(counter_text) if counter_text else None
@@ -589,9 +604,10 @@ class RedisBackend:
             except ConfigurationError:
                 if digest != self._quarantined or base is None:
                     raise
-                return _View.of(counter, dict(base.selections), {}, _total_of(base.selections),
-                                head, digest=digest, legacy=True, replace=True)
-            view = _View.of(counter, selections, {}, _total_of(selections), head,
+                return _View.of(counter, dict(base.selections), {}, {},
+                                _total_of(base.selections), head, digest=digest, legacy=True,
+                                replace=True)
+            view = _View.of(counter, selections, {}, {}, _total_of(selections), head,
                             digest=digest, legacy=True)
         else:
             flat = [_bytes(item) or b"" for item in reply[4]]
@@ -605,7 +621,7 @@ class RedisBackend:
                     value = flat[index + 1]
                     raw[name] = value
                     if known is not None and known.raw.get(name) == value:
-                        selections[name] = known.selections[name]
+                        selections[name] = known.read[name]
                     else:
                         pending.append((name, value))
                 if pending:
@@ -617,12 +633,36 @@ class RedisBackend:
                             "a field name is not UTF-8",
                             path=f"{self.location} ({self.keys.selections})") from None
                     raise
-                return _View.of(counter, dict(base.selections), {}, _total_of(base.selections),
-                                head, digest=digest, replace=True)
-            ordered = {name: selections[name] for name in sorted(selections)}
-            view = _View.of(counter, ordered, raw, _total_of(ordered), head, digest=digest)
+                return _View.of(counter, dict(base.selections), {}, {},
+                                _total_of(base.selections), head, digest=digest, replace=True)
+            view = self._new_view(known, counter, selections, raw, pending, head, digest)
         self._set_view(view, trusted=subscribed)
         return view
+
+    def _new_view(self, known: _View | None, counter: int | None,
+                  selections: dict[str, Selection], raw: dict[str, bytes],
+                  parsed: list[tuple[str, bytes]], head: str | None, digest: str) -> _View:
+        """The view of a full read, reusing what is already known: the same selections
+        object when nothing differs, and the content hash updated for what does."""
+        if known is None or known.legacy or known.replace:
+            ordered = {name: selections[name] for name in sorted(selections)}
+            return _View.of(counter, ordered, raw, ordered, _total_of(ordered), head,
+                            digest=digest)
+        if not parsed and len(raw) == len(known.raw) and known.read is known.selections:
+            return _View.of(counter, known.selections, known.raw, known.read, known.total,
+                            head, digest=digest)
+        total = known.total
+        before = known.selections
+        for name, selection in selections.items():
+            old = before.get(name)
+            if old is not selection:
+                if old is not None:
+                    total -= _entry_hash(name, old)
+                total += _entry_hash(name, selection)
+        for name in before.keys() - selections.keys():
+            total -= _entry_hash(name, before[name])
+        return _View.of(counter, selections, raw, selections, total % _MODULUS, head,
+                        digest=digest)
 
     def _state_of(self, view: _View) -> StoredState:
         return StoredState(view.selections, view.revision, token=view.token,
@@ -841,7 +881,7 @@ class RedisBackend:
                     self.history_limit, len(values), *pairs, *lines], consequence)
             else:
                 triples = [item for provider, value in values.items() for item in
-                           (provider, belief.raw.get(provider, b""), value)]
+                           (provider, belief.stored_bytes(provider), value)]
                 reply = self._run("write", [
                     expected, head, self.keys.channel, message, self.history_limit,
                     len(values), *triples, *lines], consequence)
@@ -851,14 +891,9 @@ class RedisBackend:
                                             path=self.location) from None
             raise
         if reply[0] == 1:
-            raw = dict(belief.raw) if not whole else {}
-            for provider, value in values.items():
-                if value:
-                    raw[provider] = value
-                else:
-                    raw.pop(provider, None)
             selections = after if not whole else dict(after)
-            view = _View.of(int(reply[1]), selections, raw, total, new_head,
+            raw, read = (belief.raw, belief.read) if not whole else ({}, {})
+            view = _View.of(int(reply[1]), selections, raw, read, total, new_head,
                             changed=None if whole else frozenset(changed),
                             since=belief.token)
             self._set_view(view)
@@ -906,7 +941,7 @@ class RedisBackend:
                                      "was copied", path=self.location) from None
         except redis.RedisError as exc:
             raise self._unavailable(exc, "nothing was copied") from None
-        view = _View.of(counter, dict(selections), fields, total, head)
+        view = _View.of(counter, dict(selections), fields, dict(selections), total, head)
         self._set_view(view)
         return self._state_of(view)
 
@@ -1024,7 +1059,6 @@ class RedisBackend:
         except (ConfigurationError, AttributeError, UnicodeError):
             return "gap"
         selections = dict(view.selections)
-        raw = dict(view.raw)
         total = view.total
         for name in changes:
             old = selections.get(name)
@@ -1032,13 +1066,12 @@ class RedisBackend:
                 total -= _entry_hash(name, old)
             if changes[name] is None:
                 selections.pop(name, None)
-                raw.pop(name, None)
-        for name, value in fields:  # in place: a provider keeps its position
+        for name, _value in fields:  # in place: a provider keeps its position
             selections[name] = parsed[name]
-            raw[name] = value
             total += _entry_hash(name, parsed[name])
         total %= _MODULUS
-        new = _View.of(number, selections, raw, total, str(message.get("head") or "") or None,
+        new = _View.of(number, selections, view.raw, view.read, total,
+                       str(message.get("head") or "") or None,
                        changed=frozenset(changes), since=view.token)
         if new.revision != message.get("revision"):
             return "gap"  # the writer built on another content (a hand edit we missed)
@@ -1048,8 +1081,17 @@ class RedisBackend:
             self._view = new
         return "applied"
 
-    def _unchanged(self) -> bool:
-        """The periodic check: is what is stored what this process holds?"""
+    def _unchanged(self, suspect: bool) -> bool:
+        """The periodic check: is what is stored what this process holds?
+
+        After deltas the server's digest of the new content is not known here, so the
+        check reads everything; that is done at most every RESYNC_INTERVAL_S, unless a
+        keyspace event no write explained makes it urgent.
+        """
+        view = self._view
+        if view is not None and view.digest is None and not suspect \
+                and time.monotonic() - self._read_at < RESYNC_INTERVAL_S:
+            return True
         reply = self._run("check", [])
         counter_text = _text(reply[1])
         counter = int(counter_text) if counter_text else None
@@ -1100,9 +1142,9 @@ class RedisBackend:
                     message = pubsub.get_message(timeout=POLL_S)
                     if message is None:
                         if suspect or time.monotonic() >= next_check:
-                            suspect = False
+                            urgent, suspect = suspect, False
                             next_check = time.monotonic() + interval
-                            if not self._unchanged():
+                            if not self._unchanged(urgent):
                                 self._trusted = False
                                 yield
                         if self._keeping_copy:

@@ -87,7 +87,7 @@ def derive_served(stored: Mapping[str, Selection], *, catalog: Catalog,
                   problems_before: Mapping[str, EntryProblem] | None = None,
                   vouched: Callable[[str, Selection], bool] = lambda _p, _s: False,
                   changed: Collection[str] | None = None,
-                  ) -> tuple[dict[str, Selection], tuple[EntryProblem, ...]]:
+                  ) -> tuple[Mapping[str, Selection], tuple[EntryProblem, ...]]:
     """The served selections for ``stored``, and the problems, in ``stored``'s order.
 
     ``served_before`` is what was served until now. ``stored_before`` and
@@ -121,6 +121,10 @@ def derive_served(stored: Mapping[str, Selection], *, catalog: Catalog,
             problems.append(EntryProblem(provider, selection, before, reason, "rejected"))
 
     if changed is not None and stored_before is not None:
+        if not known and all(_rejection(catalog, provider, selection.model_name) is None
+                             for provider in changed
+                             if (selection := stored.get(provider)) is not None):
+            return stored, ()  # nothing rejected before or now: what is stored is served
         served = served_before.as_dict() if isinstance(served_before, Snapshot) \
             else dict(served_before)
         problems = [problem for provider, problem in known.items() if provider not in changed]
