@@ -157,49 +157,45 @@ def _fill(url: str, key: str, count: int) -> None:
     client.close()
 
 
-def _propagation(url: str, key: str, count: int, samples: int) -> list[float]:
-    """Seconds from the start of a write here to the callback in another process."""
+def _propagation(url: str, key: str, count: int,
+                 samples: int) -> tuple[list[float], list[float]]:
+    """Seconds from the start of a write here to the callback in another process, ours
+    and raw alternating (the machine's load drifts): the store's ``set_model_selection``
+    to a watching store's subscriber; a raw HSET + PUBLISH in one MULTI to a raw
+    subscriber's HGET after the message, on a hash of as many providers."""
+    import redis
+
     from modelboard.core import open_store
 
     _fill(url, key, count)
+    _fill(url, f"{key}-raw", count)
     location = f"{url}?key={key}"
     catalog = any_model_catalog(count)
     store = open_store(location, actor="bench@host", catalog=catalog)
-    subscriber = _Subscriber(location, str(count))
+    client = redis.Redis.from_url(url)
+    raw_hash, raw_channel = f"{key}-raw:selections", f"{key}-raw:changes"
+    ours = _Subscriber(location, str(count))
+    raw = _Subscriber(url, raw_hash, raw_channel, script=_RAW_SUBSCRIBER)
     provider = writable_providers(count)[0]
-    delays: list[float] = []
+    delays: tuple[list[float], list[float]] = ([], [])
     try:
         for index in range(samples + 2):  # two warm-up writes
             start = time.monotonic()
             store.set_model_selection(provider, f"bench-model-{index}")
-            seen = float(subscriber.next_line())
-            if index >= 2:
-                delays.append(seen - start)
-    finally:
-        subscriber.close()
-        store.close()
-    return delays
-
-
-def _raw_propagation(url: str, samples: int) -> list[float]:
-    """Seconds from a raw HSET + PUBLISH here to the HGET after the message, elsewhere."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    subscriber = _Subscriber(url, "raw:selections", "raw:changes", script=_RAW_SUBSCRIBER)
-    delays: list[float] = []
-    try:
-        for index in range(samples + 2):  # two warm-up writes
-            start = time.monotonic()
+            seen = float(ours.next_line())
+            raw_start = time.monotonic()
             with client.pipeline(transaction=True) as pipe:
-                pipe.hset("raw:selections", "vllm", f"bench-model-{index}")
-                pipe.publish("raw:changes", "vllm")
+                pipe.hset(raw_hash, "vllm", f"bench-model-{index}")
+                pipe.publish(raw_channel, "vllm")
                 pipe.execute()
-            seen = float(subscriber.next_line())
+            raw_seen = float(raw.next_line())
             if index >= 2:
-                delays.append(seen - start)
+                delays[0].append(seen - start)
+                delays[1].append(raw_seen - raw_start)
     finally:
-        subscriber.close()
+        ours.close()
+        raw.close()
+        store.close()
         client.close()
     return delays
 
@@ -241,8 +237,8 @@ def run(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder, \
             _redis_server(folder) as port:
         url = f"redis://127.0.0.1:{port}/0"
-        propagation = {count: (_propagation(url, f"propagation-{count}", count, samples),
-                               _raw_propagation(url, samples)) for count in SIZES}
+        propagation = {count: _propagation(url, f"propagation-{count}", count, samples)
+                       for count in SIZES}
         costs = {count: _write_costs(f"{url}?key=writes-{count}", f"writes-{count}", count,
                                      writes) for count in SIZES}
 

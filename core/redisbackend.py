@@ -227,8 +227,10 @@ def entry_value(selection: Selection) -> bytes:
     return json.dumps(selection.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
-def _entry_hash(provider: str, selection: Selection) -> int:
-    digest = hashlib.sha256(provider.encode("utf-8") + b"\0" + entry_value(selection)).digest()
+def _entry_hash(provider: str, selection: Selection, value: bytes | None = None) -> int:
+    """One provider's part of the content hash (``value``: its entry_value, if known)."""
+    value = entry_value(selection) if value is None else value
+    digest = hashlib.sha256(provider.encode("utf-8") + b"\0" + value).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -850,21 +852,23 @@ class RedisBackend:
         after = result.selections
         head = belief.head if belief.head is not None else self._chain_head()
         total = belief.total
+        whole = belief.legacy or belief.replace
+        values: dict[str, bytes] = {}
         for provider in changed:
             old, new = belief.selections.get(provider), after.get(provider)
             if old is not None:
                 total -= _entry_hash(provider, old)
+            values[provider] = b"" if new is None else entry_value(new)
             if new is not None:
-                total += _entry_hash(provider, new)
+                total += _entry_hash(provider, new, values[provider])
         total %= _MODULUS
+        if whole:
+            values = {provider: entry_value(selection) for provider, selection in after.items()}
         revision = _revision_of_total(total)
         number = (belief.counter or 0) + 1
         entries = stamp_entries(result.history, number=number, base_revision=belief.revision,
                                 revision=revision, before=belief.selections, after=after)
         lines, new_head = seal_chain((entry.to_json() for entry in entries), head)
-        whole = belief.legacy or belief.replace
-        values = {provider: entry_value(after[provider]) if provider in after else b""
-                  for provider in (after if whole else changed)}
         message = json.dumps({
             "rev": number, "revision": revision, "head": new_head,
             "changes": None if whole else {provider: value.decode("utf-8") or None
