@@ -15,7 +15,7 @@ and ``unix:///path/to/socket?db=0``). Under the key prefix (``key``, default
 - the pub/sub channel ``<key>:changes`` — after every write, a JSON message with the new
   revision number, its content hash, the new chain head and what changed
   (``{"rev": 7, "revision": "…", "head": "…", "changes": {"openai": "<entry>" or null}}``);
-- ``<key>:document`` — the whole document as one string, as versions before 0.9 stored
+- ``<key>:document`` — the whole document as one string, as earlier versions stored
   it (and a hand edit may still put it there): read as the whole state while it is there,
   and moved into the hash by the next write (kept as ``<key>:migrated:document``).
 

@@ -122,8 +122,8 @@ def cmd_audit(session: Session) -> int:
     store = session.open_for_reading()
     verify = getattr(store.backend, "verify_history", None)
     if verify is None:
-        raise ConfigurationError("audit verify checks a file store's history; this store "
-                                 "keeps no hash chain", path=store.location)
+        raise ConfigurationError("audit verify checks the history of a file or Redis store; "
+                                 "this store keeps no hash chain", path=store.location)
     result = verify()
     terminal = session.terminal
     if session.as_json:

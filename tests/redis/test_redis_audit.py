@@ -125,3 +125,19 @@ def test_a_write_after_an_entry_added_by_hand_chains_onto_it(
     result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
     assert not result.ok and result.where == (f"{redis_key}:history", 6)
     assert result.problem.startswith("has no hash, though the lines before it are chained")
+
+
+def test_rollbacks_on_redis_keep_the_chain_whole_and_round_trip(redis_url: str) -> None:
+    five_revisions(redis_url)
+    store = open_store(redis_url, actor="bob@ops")
+    first = store.document_at(1)
+    done = store.rollback(1, reason="regressed")
+    assert done.kept_locked == ("anthropic",) and done.number == 6
+    assert store.get_model_selection("openai").model_name == "gpt-4o"
+    store.rollback(5, include_locked=True)  # and forward again, lock and all
+    assert open_store(redis_url).snapshot.models() == {
+        "openai": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "mistral": "codestral-latest"}
+    assert open_store(redis_url).get_model_selection("anthropic").lock_reason == "eval"
+    assert store.document_at(1) == first  # old revisions still rebuild exactly
+    verified = store.backend.verify_history()  # type: ignore[attr-defined]
+    assert verified.ok and verified.revisions == 7
