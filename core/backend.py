@@ -26,7 +26,8 @@ class StoredState:
     process just wrote is recognised without parsing. ``exists`` is False when there
     is nothing stored yet (a file not yet created). ``changed``, when a backend knows
     it, names the only providers that differ from the state whose token is ``since``
-    (a delta), so that the store re-judges and diffs those alone.
+    (a delta), so that the store re-judges and diffs those alone; a backend that sets it
+    hands ``selections`` over as a dict it never changes again.
     """
 
     selections: Mapping[str, Selection]

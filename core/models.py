@@ -104,6 +104,16 @@ class Snapshot(Mapping[str, Selection]):
         self._selections: dict[str, Selection] = dict(selections)
         self.revision = revision
 
+    @classmethod
+    def adopting(cls, selections: dict[str, Selection], revision: str) -> Snapshot:
+        """A snapshot that takes ``selections`` as its own, without a copy: the caller
+        hands the dict over and never changes it again (a backend's delta, see
+        ``StoredState.changed``), so a write costs one copy of a large store, not two."""
+        snapshot = cls.__new__(cls)
+        snapshot._selections = selections
+        snapshot.revision = revision
+        return snapshot
+
     def __getitem__(self, provider: str) -> Selection:
         return self._selections[provider]
 

@@ -440,7 +440,10 @@ class SelectionStore:
         self._state = state
         if state.revision == old.revision and not recovered:
             return
-        new = Snapshot(state.selections, state.revision)
+        selections = state.selections
+        new = Snapshot.adopting(selections, state.revision) \
+            if state.changed is not None and type(selections) is dict \
+            else Snapshot(selections, state.revision)
         self._serve(new, stored_before=old, changed=delta)
         if self._reporter is not None:
             self._reporter.poke()
