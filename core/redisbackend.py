@@ -184,7 +184,7 @@ class RedisKeys:
         return f"{self.prefix}:corrupt:{stamp}"
 
     def script_keys(self) -> list[str]:
-        """KEYS of every script, in this order."""
+        """KEYS of every script, in this order (the last two only a whole write uses)."""
         return [self.selections, self.counter, self.document, self.backup, self.history,
                 self.migrated_document, self.migrated_backup]
 
@@ -469,6 +469,8 @@ class RedisBackend:
         self.history_limit = HISTORY_LIMIT
         url, prefix, copy_option = _split_location(location)
         self.keys = RedisKeys(prefix)
+        self._all_keys = self.keys.script_keys()
+        self._keys = self._all_keys[:5]
         #: Where a watching store keeps its last-known copy (None: nowhere, ``local_copy=off``).
         chosen = os.fspath(local_copy) if local_copy is not None else copy_option
         self.local_copy: Path | None = (
@@ -543,7 +545,8 @@ class RedisBackend:
 
     def _run(self, name: str, args: list[Any], consequence: str = "") -> list[Any]:
         try:
-            reply = list(self._scripts[name](keys=self.keys.script_keys(), args=args))
+            keys = self._all_keys if name == "replace" else self._keys
+            reply = list(self._scripts[name](keys=keys, args=args))
         except redis.RedisError as exc:
             raise self._unavailable(exc, consequence) from None
         if reply[0] in (-1, -2):
