@@ -22,7 +22,8 @@ from .models import HistoryEntry, ProviderChange, Selection, diff_snapshots
 if TYPE_CHECKING:
     from .store import SelectionStore
 
-__all__ = ["Rollback", "diff_documents", "document_at", "revisions", "rollback"]
+__all__ = ["Rollback", "diff_documents", "document_at", "revisions", "revisions_after",
+           "rollback"]
 
 
 def _entries(backend: Backend) -> Iterator[HistoryEntry]:
@@ -45,6 +46,26 @@ def revisions(backend: Backend, *, provider: str | None = None,
         if limit is not None and len(found) >= limit:
             break
     return found
+
+
+def revisions_after(backend: Backend, number: int) -> tuple[list[Revision], int | None]:
+    """The numbered revisions after ``number``, oldest first, and the number of the one
+    before the first of them (None when the history holds none before it).
+
+    Read from the end of the history, so the cost is that of what is newer than
+    ``number``, however long the history is.
+    """
+    newer: list[Revision] = []
+    before: int | None = None
+    for revision in group_revisions(_entries(backend)):
+        if revision.number is None:
+            continue
+        if revision.number <= number:
+            before = revision.number
+            break
+        newer.append(revision)
+    newer.reverse()
+    return newer, before
 
 
 def document_at(backend: Backend, number: int) -> dict[str, Selection]:

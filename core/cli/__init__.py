@@ -14,7 +14,7 @@ The modules: ``parser`` (the grammar), ``session`` (one run: options, store, exi
 codes), ``output`` (terminal-safe text, tables, JSON), ``shapes`` (what ``--json`` prints),
 ``problems`` (how apply and validate report a file's problems), and one module per group of
 commands: ``reading``, ``writing``, ``files`` (apply, validate, migrate), ``watch``,
-``fleet`` (the fleet and ``--wait``) and ``launch`` (the editor).
+``fleet`` (the fleet and ``--wait``), ``notify`` (webhooks) and ``launch`` (the editor).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .completion import cmd_completion
 from .files import cmd_apply, cmd_migrate, cmd_validate
 from .fleet import cmd_fleet
 from .launch import cmd_serve, cmd_tui
+from .notify import cmd_notify
 from .output import Terminal, shown
 from .parser import build_parser
 from .reading import cmd_catalog, cmd_get, cmd_history, cmd_list
@@ -73,6 +74,7 @@ COMMANDS: dict[str | None, Handler] = {
     "diff": cmd_diff,
     "rollback": cmd_rollback,
     "audit": cmd_audit,
+    "notify": cmd_notify,
 }
 
 

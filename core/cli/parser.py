@@ -134,6 +134,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "rollback": ('modelboard rollback 12 --reason "back to before the incident"',
                  "modelboard rollback 12 --include-locked"),
     "audit": ("modelboard audit verify", "modelboard audit verify --json"),
+    "notify": ("modelboard notify --config /etc/modelboard/notify.toml",
+               "modelboard notify --config notify.toml --status",
+               "modelboard notify --config notify.toml --enable audit   # after a 410 Gone"),
     "watch": ("modelboard watch", "modelboard watch --json | jq -c 'select(.event == \"change\")'"),
     "catalog": ("modelboard catalog", "modelboard catalog openai",
                 "modelboard catalog --catalog ours.toml --json"),
@@ -288,6 +291,20 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
                   'audit verify' exits 0 and says how many revisions it checked, or exits 1
                   naming the first broken link: the file, the line, what is wrong.""")
     sub.add_argument("action", choices=["verify"], help="verify: check every link")
+
+    sub = command("notify", "deliver every revision to signed webhooks and command hooks",
+                  """\
+                  Runs until stopped (SIGTERM exits 0, Ctrl-C 130). Several notifiers on one
+                  store elect one deliverer through the store; the others stand by and
+                  take over when it stops. Each endpoint and hook gets every revision after
+                  its cursor, in order, at least once (see the README, Notifications).""")
+    sub.add_argument("--config", metavar="FILE", required=True,
+                     help="the endpoints and hooks (TOML; see the README)")
+    sub.add_argument("--status", action="store_true",
+                     help="per endpoint and hook: cursor, backlog, last attempt, answer")
+    sub.add_argument("--enable", metavar="NAME",
+                     help="send to NAME again after it was disabled (a 410 Gone)")
+    sub.add_argument("--json", action="store_true", help="--status as JSON")
 
     sub = command("watch", "print one line per change until interrupted",
                   """\

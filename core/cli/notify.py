@@ -1,0 +1,111 @@
+"""``modelboard notify``: deliver every revision to webhooks and hooks, or say how it goes."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..extras import install_hint
+from ..notify import Notifier, enable, status
+from ..notifyconfig import NotifyConfig, load_notify_config
+from ..notifystate import Elector, NotifyState, state_for
+from ..opening import open_store, resolve_location
+from ..store import SelectionStore
+from ..text import escape, fit
+from .output import table, to_json
+from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
+
+__all__ = ["cmd_notify"]
+
+
+def _open(session: Session, config: NotifyConfig) -> tuple[SelectionStore, NotifyState,
+                                                           Elector]:
+    location = resolve_location(config.store) if config.store else session.location
+    import logging
+
+    with quiet_log(logging.CRITICAL):  # a bad file is said once, below
+        store = open_store(location, catalog=session.catalog, actor=session.args.actor,
+                           read_only=True, report=False)
+    state, elector = state_for(store.backend, state_dir=config.state_dir,
+                               log_lines=config.log_lines, lease_ms=config.lease_ms)
+    return store, state, elector
+
+
+def cmd_notify(session: Session) -> int:
+    args = session.args
+    config = load_notify_config(Path(args.config))
+    if config.targets and any(t.kind == "endpoint" for t in config.targets) and \
+            importlib.util.find_spec("httpx") is None:
+        raise ConfigurationError(f"webhook endpoints need httpx: {install_hint('notify')}",
+                                 path=str(config.path))
+    store, state, elector = _open(session, config)
+    try:
+        if args.enable:
+            done = enable(state, config, args.enable)
+            session.terminal.line(f"{escape(args.enable)}: " + (
+                "enabled again; the running notifier sends to it within a few seconds"
+                if done else "was not disabled"))
+            return EXIT_OK
+        if args.status:
+            return _print_status(session, status(store, config, state, elector))
+        return _run(session, store, config, state, elector)
+    finally:
+        store.close()
+
+
+def _run(session: Session, store: SelectionStore, config: NotifyConfig, state: NotifyState,
+         elector: Elector) -> int:
+    stopped = threading.Event()
+    exit_code = [EXIT_OK]
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        exit_code[0] = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_OK
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    terminal = session.terminal
+
+    def say(text: str) -> None:
+        terminal.note(escape(text))
+        terminal.err.flush()
+
+    if store.load_error is not None:
+        say(f"{store.load_error}; delivering from the history meanwhile")
+    Notifier(store, config, state, elector, say=say).run(stopped)
+    return exit_code[0]
+
+
+def _print_status(session: Session, report: dict[str, Any]) -> int:
+    terminal = session.terminal
+    if session.args.json:
+        terminal.line(to_json(report))
+        return EXIT_OK
+    terminal.line(f"store: {escape(report['store'])} (newest revision "
+                  f"{report['newest_rev'] if report['newest_rev'] is not None else '-'})")
+    terminal.line(f"delivering: {escape(report['deliverer'] or 'no notifier is running')}")
+    rows = []
+    for target in report["targets"]:
+        last = target["last_attempt"] or {}
+        when = str(last.get("time", "-"))[:19].replace("T", " ")
+        answer = "-" if not last else f"rev {last.get('rev')}: {last.get('answer')}"
+        rows.append((
+            f"{target['kind']} {target['name']}",
+            str(target["cursor"]) if target["cursor"] is not None else "-",
+            str(target["backlog"]) if target["backlog"] is not None else "-",
+            when, escape(answer),
+            "disabled" if target["disabled"] else "enabled"))
+    for line in table(terminal, ("TARGET", "CURSOR", "BACKLOG", "LAST ATTEMPT (UTC)",
+                                 "ANSWER", "STATE"), rows, shrink=((4, 12), (0, 12))):
+        terminal.line(line)
+    for target in report["targets"]:
+        if target["disabled"]:
+            terminal.line(fit(escape(f"{target['name']}: disabled since "
+                                     f"{target['disabled'].get('time')} "
+                                     f"({target['disabled'].get('reason')})"), 80))
+    return EXIT_OK
