@@ -203,6 +203,8 @@ class Notifier:
         self._stop = threading.Event()
         self._wakes = {target.name: threading.Event() for target in config.targets}
         self._state_lock = threading.Lock()
+        #: What was said last per subject, so that a lasting problem is said once.
+        self._said: dict[str, str] = {}
 
     # -- the election ----------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -220,8 +222,9 @@ class Notifier:
             while not stop.is_set():
                 try:
                     leads = self.elector.try_lead()
+                    self._said.pop("election", None)
                 except ModelboardError as exc:
-                    log.warning("%s", exc)
+                    self._say_once("election", f"{exc}; trying again")
                     leads = False
                 if leads and not self.leading.is_set():
                     self.say(f"delivering the revisions of {self.store.location} "
@@ -246,6 +249,11 @@ class Notifier:
             for worker in workers:
                 worker.join(timeout=1.0)
             self.elector.release()
+
+    def _say_once(self, subject: str, text: str) -> None:
+        if self._said.get(subject) != text:
+            self._said[subject] = text
+            self.say(text)
 
     def _wake_all(self) -> None:
         for wake in self._wakes.values():
@@ -282,8 +290,9 @@ class Notifier:
                         state.cursor = self._starting_cursor()
                         self.state.write(target.name, state)
                     waiting = self._deliver_pending(target, sender, state)
+                    self._said.pop(target.name, None)
                 except ModelboardError as exc:
-                    log.warning("%s: %s", target.describe(), exc)
+                    self._say_once(target.name, f"{target.describe()}: {exc}; trying again")
                     waiting = self.config.backoff_max
                 if waiting:
                     wake.wait(waiting)
@@ -303,9 +312,9 @@ class Notifier:
         if not pending:
             return IDLE_RECHECK_S
         if previous is None and state.cursor > 0 and pending[0].number != state.cursor + 1:
-            log.warning("%s: revisions %d to %d are no longer in the history; going on from "
-                        "%d", target.describe(), state.cursor + 1,
-                        (pending[0].number or 1) - 1, pending[0].number)
+            self.say(f"{target.describe()}: revisions {state.cursor + 1} to "
+                     f"{(pending[0].number or 1) - 1} are no longer in the history; going on "
+                     f"from {pending[0].number}")
         for revision in pending:
             assert revision.number is not None
             if not self._deliver_one(target, sender, state, revision, previous):
@@ -344,9 +353,9 @@ class Notifier:
                          f"'modelboard notify --enable {target.name}'")
                 return False
             failures += 1
-            if failures == 1:
-                log.warning("%s: revision %s not delivered (%s); retrying",
-                            target.describe(), revision.number, answer.text)
+            if failures == 1:  # said once per revision; the log has every attempt
+                self.say(f"{target.describe()}: revision {revision.number} not delivered "
+                         f"({answer.text}); retrying")
             self._pause(delay)
         return False
 
@@ -370,7 +379,7 @@ class Notifier:
                 self.state.write(target.name, state)
                 self.state.log(record)
             except ModelboardError as exc:
-                log.warning("%s: %s", target.describe(), exc)
+                self._say_once(f"{target.name} record", f"{target.describe()}: {exc}")
 
 
 def enable(state: NotifyState, config: NotifyConfig, name: str) -> bool:

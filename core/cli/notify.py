@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import textwrap
 import threading
 from pathlib import Path
 from types import FrameType
@@ -17,7 +18,7 @@ from ..notifystate import Elector, NotifyState, state_for
 from ..opening import open_store, resolve_location
 from ..store import SelectionStore
 from ..text import escape, fit
-from .output import table, to_json
+from .output import to_json
 from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
 
 __all__ = ["cmd_notify"]
@@ -86,26 +87,26 @@ def _print_status(session: Session, report: dict[str, Any]) -> int:
     if session.args.json:
         terminal.line(to_json(report))
         return EXIT_OK
-    terminal.line(f"store: {escape(report['store'])} (newest revision "
-                  f"{report['newest_rev'] if report['newest_rev'] is not None else '-'})")
+    newest = report["newest_rev"] if report["newest_rev"] is not None else "none yet"
+    terminal.line(f"store: {escape(report['store'])} (newest revision {newest})")
     terminal.line(f"delivering: {escape(report['deliverer'] or 'no notifier is running')}")
-    rows = []
     for target in report["targets"]:
-        last = target["last_attempt"] or {}
-        when = str(last.get("time", "-"))[:19].replace("T", " ")
-        answer = "-" if not last else f"rev {last.get('rev')}: {last.get('answer')}"
-        rows.append((
-            f"{target['kind']} {target['name']}",
-            str(target["cursor"]) if target["cursor"] is not None else "-",
-            str(target["backlog"]) if target["backlog"] is not None else "-",
-            when, escape(answer),
-            "disabled" if target["disabled"] else "enabled"))
-    for line in table(terminal, ("TARGET", "CURSOR", "BACKLOG", "LAST ATTEMPT (UTC)",
-                                 "ANSWER", "STATE"), rows, shrink=((4, 12), (0, 12))):
-        terminal.line(line)
-    for target in report["targets"]:
-        if target["disabled"]:
-            terminal.line(fit(escape(f"{target['name']}: disabled since "
-                                     f"{target['disabled'].get('time')} "
-                                     f"({target['disabled'].get('reason')})"), 80))
+        cursor = target["cursor"] if target["cursor"] is not None else "not started"
+        backlog = target["backlog"] if target["backlog"] is not None else "-"
+        disabled = target["disabled"]
+        state = (f"DISABLED since {_time(disabled.get('time'))} ({disabled.get('reason')})"
+                 if disabled else "enabled")
+        terminal.line(fit(escape(f"{target['kind']} {target['name']}: cursor {cursor}, "
+                                 f"backlog {backlog}, {state}"), 80))
+        last = target["last_attempt"]
+        if last:
+            text = (f"last attempt {_time(last.get('time'))}, rev {last.get('rev')} "
+                    f"(attempt {last.get('attempt', 1)}): {last.get('answer')}")
+            for line in textwrap.wrap(escape(text), 76):
+                terminal.line("    " + line)
     return EXIT_OK
+
+
+def _time(value: object) -> str:
+    """An ISO time from the state as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    return str(value)[:19].replace("T", " ") + " UTC" if value else "-"

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_support import NotifierProcess, Receiver
-
-from modelboard.core import open_store
+from notify_support import NotifierProcess, Receiver, Writer
 
 
 @pytest.fixture
@@ -40,28 +38,8 @@ def notifiers(data_file: Path, tmp_path: Path) -> Iterator[Callable[[Path], Noti
         notifier.stop()
 
 
-class Writer:
-    """Revisions made through the core, as a proxy host's operator would."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(path, actor="alice@ops", report=False)
-        self.count = 0
-
-    def revision(self, reason: str | None = None) -> int:
-        """One write (ollama's model changes); returns its revision number."""
-        self.count += 1
-        self.store.set_model_selection("ollama", f"llama-{self.count}", reason=reason)
-        return self.store.revisions(limit=1)[0].number  # type: ignore[return-value]
-
-
 @pytest.fixture
 def writer(data_file: Path) -> Iterator[Writer]:
     made = Writer(data_file)
     yield made
     made.store.close()
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path

@@ -18,6 +18,8 @@ from typing import Any
 
 import standardwebhooks
 
+from modelboard.core import open_store
+
 CLI = [sys.executable, "-m", "modelboard.core.cli"]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_dGhlIG9sZCBzZWNyZXQsIHN0aWxsIGluIHVzZQ=="
@@ -150,7 +152,7 @@ def endpoint(name: str, url: str, *secrets: str) -> str:
 class NotifierProcess:
     """``modelboard notify --config CONFIG`` on ``store`` as a real process."""
 
-    def __init__(self, store: Path, config: Path, log: Path) -> None:
+    def __init__(self, store: Path | str, config: Path, log: Path) -> None:
         self.log = log
         self.err = log.open("wb")
         self.process = subprocess.Popen(
@@ -184,13 +186,13 @@ class NotifierProcess:
         return self.process.returncode
 
 
-def run_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(store: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """``modelboard --file STORE ARGS`` as a process."""
     return subprocess.run([*CLI, "--file", str(store), *args], capture_output=True, text=True,
                           timeout=60, check=False)
 
 
-def status(store: Path, config: Path) -> dict[str, Any]:
+def status(store: Path | str, config: Path) -> dict[str, Any]:
     done = run_cli(store, "notify", "--config", str(config), "--status", "--json")
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -199,3 +201,19 @@ def status(store: Path, config: Path) -> dict[str, Any]:
 
 def target_status(store: Path, config: Path, name: str) -> dict[str, Any]:
     return next(t for t in status(store, config)["targets"] if t["name"] == name)
+
+
+class Writer:
+    """Revisions made through the core, as a proxy host's operator would."""
+
+    def __init__(self, location: Path | str) -> None:
+        if isinstance(location, Path):
+            location.parent.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(location, actor="alice@ops", report=False)
+        self.count = 0
+
+    def revision(self, reason: str | None = None) -> int:
+        """One write (ollama's model changes); returns its revision number."""
+        self.count += 1
+        self.store.set_model_selection("ollama", f"llama-{self.count}", reason=reason)
+        return self.store.revisions(limit=1)[0].number  # type: ignore[return-value]

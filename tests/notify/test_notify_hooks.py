@@ -23,14 +23,15 @@ def test_a_hook_gets_each_revision_on_stdin_in_order(tmp_path, data_file, writer
     config.write_text('start = "oldest"\n' + FAST + _hook("files", command))
     revs = [writer.revision(reason=f"change {n}") for n in range(3)]
     notifiers(config)
-    wait_for(lambda: len(list(out.iterdir())) == 3, what="three hook runs")
+    # The cursor moves once a run has exited 0: by then its file is whole.
+    wait_for(lambda: target_status(data_file, config, "files")["cursor"] == revs[-1],
+             what="the cursor moved")
+    assert len(list(out.iterdir())) == 3
     bodies = sorted((json.loads(p.read_text()) for p in out.iterdir()), key=lambda b: b["rev"])
     assert [b["rev"] for b in bodies] == revs
     assert [b["reason"] for b in bodies] == ["change 0", "change 1", "change 2"]
     assert [b["previous_rev"] for b in bodies] == [None, revs[0], revs[1]]
     assert all(p.name.split("-", 1)[1].startswith("msg_") for p in out.iterdir())
-    wait_for(lambda: target_status(data_file, config, "files")["cursor"] == revs[-1],
-             what="the cursor moved")
 
 
 def test_a_failing_hook_is_retried_and_one_past_its_timeout_is_killed(
@@ -53,8 +54,10 @@ def test_a_failing_hook_is_retried_and_one_past_its_timeout_is_killed(
     assert time.monotonic() - began < 10
     for pid in map(int, pids.read_text().split()):  # the shell and its sleep: both killed
         wait_for(lambda pid=pid: not _alive(pid), timeout=5, what=f"process {pid} gone")
-    log = [json.loads(line) for line in
-           data_file.with_name("model_selections.notify.log.jsonl").read_text().splitlines()]
+    log_file = data_file.with_name("model_selections.notify.log.jsonl")
+    lines = wait_for(lambda: len(text := log_file.read_text().splitlines()) == 3 and text,
+                     what="three attempts logged")
+    log = [json.loads(line) for line in lines]
     assert [r["answer"] for r in log] == ["exit 3: no route to slack",
                                           "timed out after 0.5 s; killed", "exit 0"]
     assert len({r["id"] for r in log}) == 1

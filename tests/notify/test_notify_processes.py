@@ -66,6 +66,11 @@ def test_two_notifiers_on_one_store_deliver_each_revision_once_and_the_survivor_
     assert len(receiver.all()) == len(revs)
     assert not two.says("delivering the revisions of")
 
+    # Killed with nothing in flight (the cursor at the newest), so that what comes
+    # next shows whether the survivor sends each revision once; a kill mid-delivery
+    # is test_killed_mid_delivery_and_restarted_... in test_notify_processes.py.
+    wait_for(lambda: status(data_file, config)["targets"][0]["cursor"] == revs[-1],
+             what="the cursor at the newest")
     one.kill()
     wait_for(lambda: two.says("delivering the revisions of"), what="the survivor takes over")
     later = [writer.revision() for _ in range(3)]

@@ -178,10 +178,10 @@ def test_status_shows_each_endpoint_in_text(tmp_path, data_file, writer, receive
     lines = text.stdout.splitlines()
     assert lines[0] == f"store: {data_file} (newest revision {rev})"
     assert lines[1].startswith("delivering: ") and f"pid {notifier.pid}" in lines[1]
-    row = next(line for line in lines if line.startswith("endpoint audit"))
-    assert row.split()[2:4] == [str(rev), "0"]
-    assert f"rev {rev}: 200 OK" in row and row.endswith("enabled")
-    assert max(len(line) for line in lines[2:]) <= 80  # the table fits 80 columns
+    assert lines[2] == f"endpoint audit: cursor {rev}, backlog 0, enabled"
+    assert lines[3].startswith("    last attempt ") and lines[3].endswith(
+        f" UTC, rev {rev} (attempt 1): 200 OK")
+    assert max(len(line) for line in lines[2:]) <= 80
     notifier.stop()
     stopped = run_cli(data_file, "notify", "--config", str(config), "--status")
     assert "delivering: no notifier is running" in stopped.stdout
