@@ -223,8 +223,9 @@ class Notifier:
                 try:
                     leads = self.elector.try_lead()
                     self._said.pop("election", None)
-                except ModelboardError as exc:
-                    self._say_once("election", f"{exc}; trying again")
+                except (ModelboardError, OSError) as exc:
+                    self._say_once("election", f"cannot take part in the election: {exc}; "
+                                   "trying again")
                     leads = False
                 if leads and not self.leading.is_set():
                     self.say(f"delivering the revisions of {self.store.location} "
@@ -293,6 +294,11 @@ class Notifier:
                     self._said.pop(target.name, None)
                 except ModelboardError as exc:
                     self._say_once(target.name, f"{target.describe()}: {exc}; trying again")
+                    waiting = self.config.backoff_max
+                except Exception as exc:  # a long-running deliverer outlives a surprise
+                    log.exception("%s: delivery failed", target.describe())
+                    self._say_once(target.name, f"{target.describe()}: unexpected "
+                                   f"{type(exc).__name__}: {exc}; trying again")
                     waiting = self.config.backoff_max
                 if waiting:
                     wake.wait(waiting)
