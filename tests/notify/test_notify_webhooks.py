@@ -104,6 +104,7 @@ def test_a_receiver_that_hangs_past_the_timeout_is_given_up_on_and_tried_again(
     first, second = receiver.all()[:2]
     assert first.id == second.id and first.rev == second.rev == rev
     assert 0.45 <= second.at - first.at < 5, second.at - first.at  # timeout = 0.5 s
+    assert all(all(d.verified.values()) for d in receiver.all())
     assert time.monotonic() - began < 10
     log = (writer.store.backend.target.with_name("model_selections.notify.log.jsonl")  # type: ignore[attr-defined]
            .read_text().splitlines())
@@ -132,6 +133,7 @@ def test_429_with_retry_after_in_seconds_and_as_a_date_is_honoured(
     assert d[1].at - d[0].at >= 0.95, d[1].at - d[0].at
     assert d[3].at - d[2].at >= 1.0, d[3].at - d[2].at  # a date 2 s ahead, to the second
     assert d[0].id == d[1].id and d[2].id == d[3].id != d[0].id
+    assert all(all(x.verified.values()) for x in d)
 
 
 def test_410_gone_disables_that_endpoint_only_and_says_so_once(
@@ -149,6 +151,7 @@ def test_410_gone_disables_that_endpoint_only_and_says_so_once(
     writer.revision()
     wait_for(lambda: fine.taken_revs() == [rev, rev + 1, rev + 2], what="later revisions")
     assert len(gone.all()) == 1  # never tried again
+    assert all(all(d.verified.values()) for d in gone.all() + fine.all())
     assert notifier.output().count("answered 410 Gone: disabled") == 1
     report = status(data_file, config)
     gone_state = next(t for t in report["targets"] if t["name"] == "gone")
