@@ -279,8 +279,8 @@ class Notifier:
                     if state.disabled is not None:
                         if not said_disabled:
                             self.say(f"{target.describe()} is disabled since "
-                                     f"{state.disabled.get('time')} "
-                                     f"({state.disabled.get('reason')}); "
+                                     f"{state.disabled.get('disabled_at')} "
+                                     f"({state.disabled.get('message')}); "
                                      f"'modelboard notify --enable {target.name}' sends "
                                      "to it again")
                             said_disabled = True
@@ -338,14 +338,16 @@ class Notifier:
             began = time.monotonic()
             answer = sender.send(message_id, revision, body)
             record: dict[str, Any] = {
-                "time": now_text(), "target": target.name, "kind": target.kind,
+                "attempted_at": now_text(), "target": target.name, "kind": target.kind,
                 "rev": revision.number, "id": message_id, "attempt": failures + 1,
                 "answer": answer.text, "ok": answer.ok,
                 "ms": round((time.monotonic() - began) * 1000)}
             state.last_attempt = {key: record[key]
-                                  for key in ("time", "rev", "id", "attempt", "answer", "ok")}
+                                  for key in ("attempted_at", "rev", "id", "attempt", "answer",
+                                              "ok")}
             if answer.gone:
-                state.disabled = {"time": record["time"], "reason": f"{answer.text} at "
+                state.disabled = {"disabled_at": record["attempted_at"],
+                                  "message": f"{answer.text} at "
                                   f"revision {revision.number}"}
             delay = self._delay(failures, answer.retry_after)
             if not answer.ok:

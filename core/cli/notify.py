@@ -18,8 +18,7 @@ from ..notifystate import Elector, NotifyState, state_for
 from ..opening import open_store, resolve_location
 from ..store import SelectionStore
 from ..text import escape, fit
-from .output import to_json
-from .session import EXIT_INTERRUPTED, EXIT_OK, Session, quiet_log
+from .session import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Session, quiet_log
 
 __all__ = ["cmd_notify"]
 
@@ -48,12 +47,20 @@ def cmd_notify(session: Session) -> int:
     try:
         if args.enable:
             done = enable(state, config, args.enable)
+            if session.as_json:
+                session.print_json({"target": args.enable, "enabled": True,
+                                    "was_disabled": done})
+                return EXIT_OK
             session.terminal.line(f"{escape(args.enable)}: " + (
                 "enabled again; the running notifier sends to it within a few seconds"
                 if done else "was not disabled"))
             return EXIT_OK
         if args.status:
             return _print_status(session, status(store, config, state, elector))
+        if session.as_json:
+            return session.refuse("--json goes with --status or --enable: a running notifier "
+                                  "says what it does on stderr, and its delivery log is JSON "
+                                  "lines", kind="usage", code=EXIT_USAGE)
         return _run(session, store, config, state, elector)
     finally:
         store.close()
@@ -84,8 +91,8 @@ def _run(session: Session, store: SelectionStore, config: NotifyConfig, state: N
 
 def _print_status(session: Session, report: dict[str, Any]) -> int:
     terminal = session.terminal
-    if session.args.json:
-        terminal.line(to_json(report))
+    if session.as_json:
+        session.print_json(report)
         return EXIT_OK
     newest = report["newest_rev"] if report["newest_rev"] is not None else "none yet"
     terminal.line(f"store: {escape(report['store'])} (newest revision {newest})")
@@ -94,13 +101,14 @@ def _print_status(session: Session, report: dict[str, Any]) -> int:
         cursor = target["cursor"] if target["cursor"] is not None else "not started"
         backlog = target["backlog"] if target["backlog"] is not None else "-"
         disabled = target["disabled"]
-        state = (f"DISABLED since {_time(disabled.get('time'))} ({disabled.get('reason')})"
+        state = (f"DISABLED since {_time(disabled.get('disabled_at'))} "
+                 f"({disabled.get('message')})"
                  if disabled else "enabled")
         terminal.line(fit(escape(f"{target['kind']} {target['name']}: cursor {cursor}, "
                                  f"backlog {backlog}, {state}"), 80))
         last = target["last_attempt"]
         if last:
-            text = (f"last attempt {_time(last.get('time'))}, rev {last.get('rev')} "
+            text = (f"last attempt {_time(last.get('attempted_at'))}, rev {last.get('rev')} "
                     f"(attempt {last.get('attempt', 1)}): {last.get('answer')}")
             for line in textwrap.wrap(escape(text), 76):
                 terminal.line("    " + line)

@@ -155,6 +155,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 #: What each command's --json prints (the shapes are in schema.json and the README).
 JSON_HELP: dict[str, str] = {
+    "notify": "with --status or --enable: the outcome as JSON",
     "list": "a JSON array of selections",
     "get": "the whole selection as JSON",
     "set": "what changed, as JSON",
@@ -304,7 +305,6 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
                      help="per endpoint and hook: cursor, backlog, last attempt, answer")
     sub.add_argument("--enable", metavar="NAME",
                      help="send to NAME again after it was disabled (a 410 Gone)")
-    sub.add_argument("--json", action="store_true", help="--status as JSON")
 
     sub = command("watch", "print one line per change until interrupted",
                   """\

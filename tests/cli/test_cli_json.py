@@ -208,6 +208,18 @@ def run_every_command(run: Run, *, on_file: bool) -> None:
     audited = run("audit", "verify")  # the file's chain, or the Redis stream's
     assert audited["ok"] is True and audited["problems"] == [] and audited["revisions"] > 5
 
+    hooks = folder / "notify.toml"
+    hooks.write_text('[[hook]]\nname = "purge"\ncommand = "true"\n')
+    report = run("notify", "--config", str(hooks), "--status")
+    assert report["deliverer"] is None and report["newest_rev"] == revisions[0]["rev"] + 1
+    assert report["targets"][0]["cursor"] is None  # no notifier has run on this store
+    assert run("notify", "--config", str(hooks), "--enable", "purge")["was_disabled"] is False
+    assert run("notify", "--config", str(hooks), "--enable", "nope", code=1)["error"]
+    assert run("notify", "--config", str(hooks), code=2)["error"]["kind"] == "usage"
+    (folder / "bad-notify.toml").write_text("[[hook]]\nname = 3\n")
+    assert run("notify", "--config", str(folder / "bad-notify.toml"), "--status",
+               code=1)["error"]["kind"] == "configuration"
+
     catalog = run("catalog")
     assert {entry["provider"] for entry in catalog} >= {"openai", "ollama"}
     assert run("catalog", "ollama")["any_model"] is True

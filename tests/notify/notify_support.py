@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import standardwebhooks
 
 from modelboard.core import open_store
@@ -31,6 +32,17 @@ backoff_max = 0.2
 election_interval = 0.1
 lease_ms = 1000
 """
+
+
+def check_notification(body: Any) -> None:
+    """``body`` is what the shipped schema's ``notification`` allows."""
+    from importlib import resources
+
+    text = resources.files("modelboard.core.cli").joinpath("schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    jsonschema.Draft202012Validator(
+        {**schema, "$ref": "#/$defs/notification"},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(body)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:

@@ -13,6 +13,7 @@ from notify_support import (
     FAST,
     OLD_SECRET,
     SECRET,
+    check_notification,
     endpoint,
     run_cli,
     status,
@@ -45,17 +46,19 @@ def test_every_revision_arrives_signed_in_order_with_the_revision_as_body(
     one, two, three = (d.payload for d in receiver.taken())
     assert one["type"] == "modelboard.revision"
     assert one["store"] == str(data_file)
-    assert (one["rev"], one["previous_rev"], one["reason"], one["actor"]) == \
+    assert (one["rev"], one["previous_rev"], one["reason"], one["changed_by"]) == \
         (first, None, "first model", "alice@ops")
-    assert one["changes"][0]["provider"] == "ollama" and one["changes"][0]["new"] == "llama-1"
+    assert one["entries"][0]["provider"] == "ollama" and one["entries"][0]["new"] == "llama-1"
     assert (two["rev"], two["previous_rev"], two["reason"]) == (first + 1, first, "launch")
     # The changes provider by provider, in the words and fields of `modelboard log --json`.
-    assert sorted(c["provider"] for c in two["changes"]) == ["anthropic", "openai"]
+    assert sorted(c["provider"] for c in two["entries"]) == ["anthropic", "openai"]
     assert {c["provider"]: (c["old"], c["new"], c["after"]["model_name"])
-            for c in two["changes"]} == {"openai": (None, "gpt-4.1", "gpt-4.1"),
+            for c in two["entries"]} == {"openai": (None, "gpt-4.1", "gpt-4.1"),
                                          "anthropic": (None, "claude-opus-4-5",
                                                        "claude-opus-4-5")}
-    assert three["changes"][0]["action"] == "lock" and three["previous_rev"] == first + 1
+    assert three["entries"][0]["action"] == "lock" and three["previous_rev"] == first + 1
+    for body in (one, two, three):  # the shape the package's JSON Schema gives it
+        check_notification(body)
     logged = json.loads(run_cli(data_file, "log", "--json").stdout)
     for body in (one, two, three):
         same = next(r for r in logged if r["rev"] == body["rev"])
@@ -156,7 +159,7 @@ def test_410_gone_disables_that_endpoint_only_and_says_so_once(
     report = status(data_file, config)
     gone_state = next(t for t in report["targets"] if t["name"] == "gone")
     assert gone_state["cursor"] == rev - 1 and gone_state["backlog"] == 3
-    assert gone_state["disabled"]["reason"] == f"410 Gone at revision {rev}"
+    assert gone_state["disabled"]["message"] == f"410 Gone at revision {rev}"
     assert f" pid {notifier.pid} since " in report["deliverer"]
 
     # Enabled again (the receiver came back): it gets everything from its cursor on.
