@@ -24,6 +24,7 @@ from .errors import (
     ReadOnlyError,
     ValidationError,
 )
+from .history import Revision, Verification
 from .models import ChangeEvent, HistoryEntry, ProviderChange, Selection, Snapshot
 from .opening import (
     CATALOG_ENV_VAR,
@@ -40,6 +41,7 @@ from .rules import UNSET, Operation, Outcome, Refusal
 from .service import ModelConfigService
 from .serving import EntryProblem
 from .store import SelectionStore, Transaction
+from .versions import Rollback, RollbackPlan, diff_documents
 
 try:
     __version__ = version("modelboard")  # pyproject.toml is the one place it is written
@@ -71,12 +73,17 @@ __all__ = [
     "ProviderSpec",
     "ReadOnlyError",
     "Refusal",
+    "Revision",
+    "Rollback",
+    "RollbackPlan",
     "Selection",
     "SelectionStore",
     "Snapshot",
     "Transaction",
     "ValidationError",
+    "Verification",
     "__version__",
+    "diff_documents",
     "model_config_manager",
     "model_config_service",
     "open_store",

@@ -227,6 +227,10 @@ class Revision:
                 parts.append(f"{entry.provider}: {entry.old} -> {entry.new}")
         return "; ".join(parts)
 
+    def summary_and_reason(self) -> str:
+        """The summary, and the reason in brackets when one was given (``modelboard log``)."""
+        return self.summary() + (f" ({self.reason})" if self.reason else "")
+
     def _net_changes(self) -> list[str]:
         first: dict[str, Mapping[str, Any] | None] = {}
         last: dict[str, Mapping[str, Any] | None] = {}

@@ -32,7 +32,7 @@ from .errors import (
     ReadOnlyError,
 )
 from .fileformat import render_document, revision_of_bytes
-from .history import Revision
+from .history import Revision, Verification
 from .models import (
     ChangeEvent,
     HistoryEntry,
@@ -276,15 +276,33 @@ class SelectionStore:
         """The whole document as of revision ``number`` (ConfigurationError if unknown)."""
         return versions.document_at(self._backend, number)
 
+    def plan_rollback(self, number: int, *,
+                      include_locked: bool = False) -> versions.RollbackPlan:
+        """What ``rollback(number)`` would change now, writing nothing (to confirm it)."""
+        return versions.plan_rollback(number, self.stored_snapshot, self.document_at(number),
+                                      include_locked=include_locked)
+
     def rollback(self, number: int, *, reason: str | None = None, include_locked: bool = False,
-                 actor: str | None = None) -> versions.Rollback:
+                 actor: str | None = None,
+                 planned: versions.RollbackPlan | None = None) -> versions.Rollback:
         """Make the document equal to revision ``number`` in one write ("rollback to N").
 
         Locked providers stay as they are (and are named) unless ``include_locked``; a
         change by someone else since this store loaded is a conflict, as for any write.
+        With ``planned`` (from ``plan_rollback``, what an operator confirmed), a rollback
+        that would now write or keep anything else is a ConflictError, nothing written.
         """
         return versions.rollback(self, number, reason=reason, include_locked=include_locked,
-                                 actor=actor)
+                                 actor=actor, planned=planned)
+
+    def verify_history(self) -> Verification | None:
+        """Walk the history's hash chain (``modelboard audit verify``); None when this
+        store's backend keeps no chain to verify."""
+        verify = getattr(self._backend, "verify_history", None)
+        if verify is None:
+            return None
+        result: Verification = verify()
+        return result
 
     # -- serving ----------------------------------------------------------------------------
     def _serve(self, stored: Snapshot, *, stored_before: Snapshot | None,

@@ -15,15 +15,23 @@ from typing import TYPE_CHECKING
 
 from . import history
 from .backend import Backend
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConflictError
 from .history import Revision, group_revisions
-from .models import HistoryEntry, ProviderChange, Selection, diff_snapshots
+from .models import HistoryEntry, ProviderChange, Selection, Snapshot, diff_snapshots
 
 if TYPE_CHECKING:
     from .store import SelectionStore
 
-__all__ = ["Rollback", "diff_documents", "document_at", "revisions", "revisions_after",
-           "rollback"]
+__all__ = [
+    "Rollback",
+    "RollbackPlan",
+    "diff_documents",
+    "document_at",
+    "plan_rollback",
+    "revisions",
+    "revisions_after",
+    "rollback",
+]
 
 
 def _entries(backend: Backend) -> Iterator[HistoryEntry]:
@@ -104,24 +112,72 @@ class Rollback:
     kept_locked: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    """What a rollback to ``target`` would write, worked out on the document ``base``.
+
+    ``changes`` go from each provider's entry in ``base`` (``old``) to its entry as of
+    ``target`` (``new``: model, lock and lock reason; the rollback stamps its own time
+    and author). ``kept_locked`` are locked providers it would leave as they are.
+    """
+
+    target: int
+    base: Snapshot
+    changes: tuple[ProviderChange, ...]
+    kept_locked: tuple[str, ...]
+
+    def same_as(self, other: RollbackPlan) -> bool:
+        """Whether ``other`` writes the same and keeps the same (locks worded alike)."""
+        def key(plan: RollbackPlan) -> object:
+            return (plan.target, [(c.provider, c.old, c.new) for c in plan.changes],
+                    [(p, plan.base.get(p)) for p in plan.kept_locked])
+        return key(self) == key(other)
+
+    def providers(self) -> list[str]:
+        """Every provider the plan names: those it changes and those it keeps."""
+        return [c.provider for c in self.changes] + list(self.kept_locked)
+
+
+def plan_rollback(number: int, current: Snapshot, target: Mapping[str, Selection], *,
+                  include_locked: bool) -> RollbackPlan:
+    """What making ``current`` equal to ``target`` (revision ``number``) changes: a pure rule."""
+    changed: list[ProviderChange] = []
+    kept: list[str] = []
+    for provider in sorted(set(current) | set(target)):
+        now, then = current.get(provider), target.get(provider)
+        if _same(now, then):
+            continue
+        if now is not None and now.locked and not include_locked:
+            kept.append(provider)
+            continue
+        before = {provider: now} if now is not None else {}
+        after = {provider: then} if then is not None else {}
+        changed.extend(diff_snapshots(before, after))
+    return RollbackPlan(number, current, tuple(changed), tuple(kept))
+
+
 def rollback(store: SelectionStore, number: int, *, reason: str | None, include_locked: bool,
-             actor: str | None) -> Rollback:
-    """Make the document equal to revision ``number`` in one write (see SelectionStore)."""
+             actor: str | None, planned: RollbackPlan | None = None) -> Rollback:
+    """Make the document equal to revision ``number`` in one write (see SelectionStore).
+
+    With ``planned`` (what an operator confirmed), the store is read again first and a
+    rollback that would now write or keep anything else is refused with ConflictError,
+    naming a provider that changed meanwhile: nothing is written, the caller asks again.
+    """
     target = store.document_at(number)
+    if planned is not None:
+        store.reload()
     # Planned on what this store shows (what an operator confirmed), so a change made by
     # someone else since is a conflict, as for any write.
     current = store.stored_snapshot
-    kept: list[str] = []
+    plan = plan_rollback(number, current, target, include_locked=include_locked)
+    if planned is not None and not plan.same_as(planned):
+        raise _changed_since(planned, plan)
     why = f"rollback to {number}" + (f": {reason}" if reason else "")
     with store.transaction(actor=actor, reason=why) as tx:
-        for provider in sorted(set(current) | set(target)):
-            now, then = current.get(provider), target.get(provider)
-            if _same(now, then):
-                continue
+        for change in plan.changes:
+            provider, now, then = change.provider, change.old, change.new
             if now is not None and now.locked:
-                if not include_locked:
-                    kept.append(provider)
-                    continue
                 tx.unlock(provider)
             if then is None:
                 tx.remove_model_selection(provider)
@@ -133,7 +189,22 @@ def rollback(store: SelectionStore, number: int, *, reason: str | None, include_
     after = store.stored_snapshot
     changes = diff_snapshots(current, after) if after.revision != current.revision else ()
     written = store.revisions(limit=1)[0].number if changes else None
-    return Rollback(number, written, changes, tuple(kept))
+    return Rollback(number, written, changes, plan.kept_locked)
+
+
+def _changed_since(planned: RollbackPlan, plan: RollbackPlan) -> ConflictError:
+    """The conflict to report when the store moved under a confirmed rollback."""
+    now = plan.base
+    names = sorted(set(planned.providers()) | set(plan.providers()))
+    provider = next((p for p in names if planned.base.get(p) != now.get(p)), names[0]
+                    if names else "*")
+    theirs = now.get(provider)
+    # Mine: what the confirmed rollback would have left (the same entry, if it kept it).
+    wanted = next((c.new for c in planned.changes if c.provider == provider),
+                  planned.base.get(provider))
+    return ConflictError(provider, theirs=theirs.model_name if theirs else None,
+                         mine=wanted.model_name if wanted else None,
+                         theirs_by=theirs.updated_by if theirs else None)
 
 
 def _same(now: Selection | None, then: Selection | None) -> bool:

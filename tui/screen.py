@@ -11,18 +11,21 @@
 | / | filter rows (enter keeps the filter, escape clears it) |
 | s | cycle the sort order |
 | f | the fleet: every reader process and the revision it serves |
+| v | the revisions: every write, newest first; diff against now; roll back |
 | ? | help |
 | ctrl+p | command palette |
 | q | quit |
 
 Which of these are shown, shown disabled or hidden is decided in ``check_action``
-alone (read-only mode, a locked row, a bad file on disk).
+alone (read-only mode, a locked row, a bad file on disk). A line under the header says
+when the history's hash chain does not verify (checked at start and after every change).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,8 +53,11 @@ from modelboard.core import (
     ModelboardError,
     Operation,
     ProviderChange,
+    Rollback,
+    RollbackPlan,
     SelectionStore,
     ValidationError,
+    Verification,
 )
 from modelboard.core.errors import describe_lock
 from modelboard.core.fleet import Fleet, Reader, Waited
@@ -70,6 +76,7 @@ from .dialogs import (
 )
 from .display import DASH, clean, relative_time, safe_text, short_actor
 from .fleet import FLEET_POLL_SECONDS, REACH_TIMEOUT_S, FleetScreen, fleet_badge, reached_notice
+from .revisions import RevisionsScreen
 from .table import SORT_ORDERS, ColumnWidths, SelectionTable
 
 __all__ = ["MainScreen", "PendingChange"]
@@ -82,12 +89,15 @@ WRITE_ACTIONS = frozenset({"edit", "lock", "unlock", "remove", "mark", "unmark_a
 #: Actions that wait while the file on disk cannot be loaded.
 WAIT_FOR_GOOD_FILE = frozenset({"edit", "lock", "unlock", "remove", "bulk"})
 #: Actions that open a dialog from the table (priority keys: see BINDINGS).
-OPENS_A_DIALOG = frozenset({"edit", "lock", "unlock", "remove", "bulk", "history"})
+OPENS_A_DIALOG = frozenset({"edit", "lock", "unlock", "remove", "bulk", "history",
+                            "revisions"})
 AGE_REFRESH_SECONDS = 15.0
 #: How long the live view waits before watching again after the watch itself failed.
 FOLLOW_RESTART_SECONDS = 1.0
 #: Changes from elsewhere arriving this close together make one note.
 ANNOUNCE_SECONDS = 0.3
+#: After a walk of the history's chain, the next waits this many times as long.
+HISTORY_WALK_PAUSE = 9.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,29 +106,43 @@ class PendingChange:
 
     ``expect`` is the model the operator saw when starting (so a change made meanwhile by
     someone else is a conflict, not silently overwritten); ``bulk`` maps provider ->
-    (old, new) for a bulk change.
+    (old, new) for a bulk change; ``plan`` is the rollback the operator confirmed.
     """
 
-    kind: Literal["set", "remove", "lock", "unlock", "bulk"]
+    kind: Literal["set", "remove", "lock", "unlock", "bulk", "rollback"]
     provider: str = ""
     model: str | None = None
     expect: Any = UNSET
     reason: str | None = None
     bulk: Mapping[str, tuple[str | None, str]] = field(default_factory=dict)
+    plan: RollbackPlan | None = None
 
     def describe(self) -> str:
+        if self.kind == "rollback":
+            assert self.plan is not None
+            return f"rollback to revision {self.plan.target}"
         if self.kind == "bulk":
             return f"{len(self.bulk)} providers set to {next(iter(self.bulk.values()))[1]}"
         operation = Operation(self.kind, self.provider, self.model, self.reason)
         return f"{self.provider}: {operation.describe()}"  # the core words it
 
     def providers(self) -> list[str]:
+        if self.plan is not None:
+            return self.plan.providers()
         return list(self.bulk) if self.kind == "bulk" else [self.provider]
 
 
-def write_change(store: SelectionStore, change: PendingChange) -> None:
-    """Store ``change``; raises what the core raises (conflicts, locks, validation)."""
+def write_change(store: SelectionStore, change: PendingChange) -> Rollback | None:
+    """Store ``change``; raises what the core raises (conflicts, locks, validation).
+
+    Returns what a rollback did (None for the other kinds).
+    """
     expect: dict[str, Any] = {} if change.expect is UNSET else {"expect": change.expect}
+    if change.kind == "rollback":
+        assert change.plan is not None
+        # The core refuses (ConflictError) if the store moved so that this rollback would
+        # now write or keep anything else than what the operator confirmed.
+        return store.rollback(change.plan.target, planned=change.plan)
     if change.kind == "set":
         assert change.model is not None
         store.set_model_selection(change.provider, change.model, **expect)
@@ -132,6 +156,7 @@ def write_change(store: SelectionStore, change: PendingChange) -> None:
         with store.transaction() as tx:
             for provider, (old, new) in change.bulk.items():
                 tx.set_model_selection(provider, new, expect=old)
+    return None
 
 
 class MainCommands(Provider):
@@ -226,6 +251,8 @@ class MainScreen(Screen[None]):
                 tooltip="Cycle the order: provider, model, last updated"),
         Binding("f", "fleet", "Fleet", id="fleet", show=False,
                 tooltip="Every reader process and the revision it serves, live"),
+        Binding("v", "revisions", "Revisions", id="revisions", show=False,
+                tooltip="Every write, newest first: its diff against now; roll back to it"),
         Binding("question_mark", "help", "Help", id="help", key_display="?",
                 tooltip="Every key and what it does"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter",
@@ -257,10 +284,22 @@ class MainScreen(Screen[None]):
     class Saved(Message):
         """A change was stored (posted from the saving thread)."""
 
-        def __init__(self, change: PendingChange, *, unchanged: bool = False) -> None:
+        def __init__(self, change: PendingChange, *, unchanged: bool = False,
+                     rollback: Rollback | None = None) -> None:
             super().__init__()
             self.change = change
             self.unchanged = unchanged
+            self.rollback = rollback
+
+    class HistoryChecked(Message):
+        """The history's chain was walked (posted from the checking thread)."""
+
+        def __init__(self, result: Verification | None, error: Exception | None,
+                     seconds: float) -> None:
+            super().__init__()
+            self.result = result
+            self.error = error
+            self.seconds = seconds
 
     class SaveFailed(Message):
         """A change was refused or could not be written; nothing of it was stored."""
@@ -285,6 +324,9 @@ class MainScreen(Screen[None]):
         self._fleet_badge: tuple[str, bool] | None = None
         self._unannounced: list[ProviderChange] = []
         self._announce_timer_set = False
+        self._checking_history = False
+        self._check_history_again = False
+        self._next_history_walk = 0.0  # time.monotonic() before which no walk starts
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -294,6 +336,7 @@ class MainScreen(Screen[None]):
             # Wrapped, not cut: the reason is the point of the line, whatever the width.
             yield Static(Text(clean(f"READ-ONLY: {note}")), id="read-only-note")
         yield Static(id="banner")
+        yield Static(id="history-check")
         yield Static(id="fault")
         yield FilterInput(table="#selections", id="filter", compact=True,
                           placeholder="filter: provider, model or who")
@@ -320,7 +363,9 @@ class MainScreen(Screen[None]):
         self.set_focus(table)
         self.query_one(FilterInput).display = False
         self.query_one("#fault", Static).display = False
+        self.query_one("#history-check", Static).display = False
         self._show_load_error(self.store.load_error)
+        self.check_history()
         if self.store.recovery_notice:
             self.notify(clean(self.store.recovery_notice), title="Recovered at start",
                         severity="warning", markup=False, timeout=12)
@@ -393,6 +438,9 @@ class MainScreen(Screen[None]):
             if isinstance(screen, ModelPicker) and screen.provider in providers:
                 assert screen.provider is not None
                 screen.show_title(self._picker_title(screen.provider, changed=True))
+            elif isinstance(screen, RevisionsScreen) and providers:
+                screen.reload()
+        self.check_history()
         if event.source == "external":
             for change in event.changes:
                 self.table.flash(change.provider)
@@ -440,6 +488,57 @@ class MainScreen(Screen[None]):
             f"Showing the last good state; changes wait until {self.store_word} is "
             + ("fixed." if self.store_word == "the file" else "back.")))
         banner.display = True
+
+    # -- the history's chain --------------------------------------------------------------
+    def check_history(self) -> None:
+        """Walk the history's hash chain off the UI thread and say in a line if it breaks.
+
+        One walk at a time: asked again meanwhile, one more follows it, so a storm of
+        changes costs two walks, not one per change. A walk reads every line kept (up to
+        nine rotated segments of 64 MiB), so the next one waits until the editor has spent
+        at most a tenth of its time walking: a few milliseconds for a history of
+        thousands of lines, seconds only for one of millions.
+        """
+        if self._checking_history:
+            self._check_history_again = True
+            return
+        self._checking_history = True
+        delay = self._next_history_walk - time.monotonic()
+        if delay > 0:
+            self.set_timer(delay, self._verify_history, name="history-check")
+        else:
+            self._verify_history()
+
+    @work(thread=True, group="history-check", exit_on_error=False)
+    def _verify_history(self) -> None:
+        started = time.monotonic()
+        try:
+            result = self.store.verify_history()
+        except Exception as error:  # an unreadable history is said, never a crash
+            self.post_message(self.HistoryChecked(None, error, time.monotonic() - started))
+        else:
+            self.post_message(self.HistoryChecked(result, None, time.monotonic() - started))
+
+    @on(HistoryChecked)
+    def _history_checked(self, message: HistoryChecked) -> None:
+        self._checking_history = False
+        self._next_history_walk = time.monotonic() + HISTORY_WALK_PAUSE * message.seconds
+        if self._check_history_again:
+            self._check_history_again = False
+            self.check_history()
+        line = self.query_one("#history-check", Static)
+        result = message.result
+        if message.error is not None:
+            text = f"⚠ the history cannot be verified: {message.error}"
+        elif result is None or result.ok or result.where is None:
+            line.display = False  # whole, or a store that keeps no chain
+            return
+        else:
+            segment, number = result.where
+            text = (f"⚠ the history does not verify: {segment} line {number}: "
+                    f"{result.problem} (modelboard audit verify)")
+        line.update(Text(clean(text)))
+        line.display = True
 
     def _refresh_ages(self) -> None:
         self.table.refresh_ages()
@@ -844,6 +943,12 @@ class MainScreen(Screen[None]):
     def action_fleet(self) -> None:
         self.app.push_screen(FleetScreen(self.store, now=self.clock))
 
+    def action_revisions(self) -> None:
+        def confirmed(plan: RollbackPlan) -> None:
+            self.save(PendingChange("rollback", plan=plan))
+        self.app.push_screen(RevisionsScreen(self.store, read_only_reason=self.read_only_reason,
+                                             confirmed=confirmed))
+
     # -- the fleet: the header's badge, and whether a save reached every reader ----------
     @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
     def _read_fleet(self) -> None:
@@ -897,12 +1002,13 @@ class MainScreen(Screen[None]):
     def _write(self, change: PendingChange) -> None:
         before = [self.store.get_model_selection(p) for p in change.providers()]
         try:
-            write_change(self.store, change)
+            rollback = write_change(self.store, change)
         except Exception as error:  # every failure is reported on screen, never lost
             self.post_message(self.SaveFailed(change, error))
         else:
             after = [self.store.get_model_selection(p) for p in change.providers()]
-            self.post_message(self.Saved(change, unchanged=before == after))
+            unchanged = rollback.number is None if rollback is not None else before == after
+            self.post_message(self.Saved(change, unchanged=unchanged, rollback=rollback))
 
     @on(Saved)
     def _saved(self, message: Saved) -> None:
@@ -912,15 +1018,35 @@ class MainScreen(Screen[None]):
         if change.kind == "bulk":  # rows that could not change stay marked
             for provider in change.bulk:
                 self.table.unmark(provider)
-        if message.unchanged:
+        if change.kind == "rollback":
+            self._rolled_back(message.rollback)
+        elif message.unchanged:
             self.notify(clean(self._already(change)), title="Unchanged", markup=False,
                         timeout=4)
         else:
             self.notify(clean(change.describe()), title="Saved", markup=False, timeout=4)
+        self.check_history()
         if self.follow_changes and not message.unchanged:
             self._follow_save(self.store.snapshot.revision)
         self._after_rows_changed()
         self._quit_if_asked()
+
+    def _rolled_back(self, done: Rollback | None) -> None:
+        """Say what a rollback wrote (and kept), and show it in the revisions screen."""
+        assert done is not None
+        if done.number is None:
+            text = f"nothing to change: already as revision {done.target}; nothing was written"
+        else:
+            count = len(done.changes)
+            text = (f"rolled back to revision {done.target} as revision {done.number} "
+                    f"({count} provider{'s' if count != 1 else ''})")
+        if done.kept_locked:
+            text += f"; kept as they are (locked): {', '.join(done.kept_locked)}"
+        self.notify(clean(text), title="Rolled back" if done.number else "Unchanged",
+                    markup=False, timeout=6)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, RevisionsScreen):
+                screen.reload()
 
     @on(SaveFailed)
     def _save_failed(self, message: SaveFailed) -> None:
@@ -928,7 +1054,16 @@ class MainScreen(Screen[None]):
         change, error = message.change, message.error
         self.table.apply(self.store.stored_snapshot, change.providers())
         self._after_rows_changed()
-        if isinstance(error, ConflictError) and change.kind in ("set", "remove"):
+        if isinstance(error, ConflictError) and change.kind == "rollback":
+            assert change.plan is not None
+            note = (f"changed since you confirmed: {error}. Nothing was written; this is "
+                    "what a rollback changes now")
+            self.notify(clean(f"{error}. Nothing was rolled back; review it again."),
+                        title="Changed meanwhile", severity="warning", markup=False)
+            for screen in self.app.screen_stack:
+                if isinstance(screen, RevisionsScreen):
+                    screen.ask(change.plan.target, note=note)
+        elif isinstance(error, ConflictError) and change.kind in ("set", "remove"):
             self._resolve_conflict(change, error)
         elif isinstance(error, ConflictError) and change.kind == "bulk":
             self.notify(clean(f"{error}. Nothing was applied; review the new values."),

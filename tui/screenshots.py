@@ -1,7 +1,8 @@
 """Regenerate the SVG pictures in ``screenshots/``: ``python -m modelboard.tui.screenshots``.
 
 Each picture is the editor on a demo file, headless, at 100x28, with a fixed clock, so
-the pictures only change when the editor's look does.
+the pictures only change when the editor's look does. The revisions picture has a demo of
+its own: real writes through the store, each made at a fixed demo time.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from textual.widgets import DataTable
 
-from modelboard.core import open_store
+from modelboard.core import SelectionStore, open_store
 from modelboard.core.fleetreports import FileReportSink, ReaderReport
 
 from .app import ModelboardApp
 from .dialogs import BulkReview, ConflictScreen, HistoryScreen, ModelPicker
 from .fleet import FleetScreen
+from .revisions import RevisionsScreen
 
-__all__ = ["main", "render_all", "write_demo_fleet"]
+__all__ = ["main", "render_all", "write_demo_fleet", "write_demo_revisions"]
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 SIZE = (100, 28)
@@ -49,6 +52,47 @@ HISTORY = [
 ]
 
 Scene = Callable[[Any], Awaitable[None]]
+
+
+def _launch(store: SelectionStore, reason: str) -> None:
+    store.bulk_set_model_selections({"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5",
+                                     "google": "gemini-2.5-pro",
+                                     "mistral": "mistral-large-latest"}, reason=reason)
+
+
+#: The revisions demo: (time, actor, reason, the write), oldest first.
+REVISIONS: list[tuple[str, str, str | None, Callable[[SelectionStore, str | None], object]]] = [
+    ("2025-01-10T08:00:00+00:00", "alice@ops1", "launch defaults",
+     lambda store, reason: _launch(store, reason or "")),
+    ("2025-01-13T10:00:00+00:00", "carol@ops1", "try 4.1 for latency",
+     lambda store, reason: store.set_model_selection("openai", "gpt-4.1", reason=reason)),
+    ("2025-01-14T09:00:00+00:00", "bob@ops2", None,
+     lambda store, reason: store.lock("anthropic", reason="pinned for the eval run")),
+    ("2025-01-15T09:30:00+00:00", "carol@ops1", "cost",
+     lambda store, reason: store.set_model_selection("google", "gemini-2.5-flash",
+                                                     reason=reason)),
+    ("2025-01-15T11:57:00+00:00", "alice@ops1", "4.1 regressed",
+     lambda store, reason: store.rollback(1, reason=reason)),
+    ("2025-01-15T11:59:30+00:00", "deploy@ci", "new GPU node",
+     lambda store, reason: store.set_model_selection(
+         "vllm", "meta-llama/Llama-3.1-70B-Instruct", reason=reason)),
+]
+
+
+def write_demo_revisions(data_file: Path) -> None:
+    """The revisions demo into ``data_file``: real writes through the store (numbered,
+    hash-chained history lines), each made while the store's clock says its demo time."""
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    for when, actor, reason, write in REVISIONS:
+        moment = datetime.fromisoformat(when)
+        # The store stamps a write with modelboard.core.store.utc_now(); fixed here, and
+        # only here, so that the picture does not change from one run to the next.
+        store = open_store(data_file, actor=actor, report=False)
+        try:
+            with mock.patch("modelboard.core.store.utc_now", return_value=moment):
+                write(store, reason)
+        finally:
+            store.close()
 
 
 async def _until(pilot: Any, condition: Callable[[], object]) -> None:
@@ -101,6 +145,16 @@ async def _history(pilot: Any) -> None:
                  and pilot.app.screen.query_one("#history-table", DataTable).row_count)
 
 
+async def _revisions(pilot: Any) -> None:
+    await _until(pilot, lambda: pilot.app.main.is_mounted and pilot.app.main.table.row_count)
+    await pilot.press("v")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, RevisionsScreen)
+                 and pilot.app.screen.table.row_count)
+    screen = pilot.app.screen
+    screen.table.move_cursor(row=screen.table.get_row_index("2"))
+    await pilot.pause()
+
+
 async def _fleet(pilot: Any) -> None:
     await _until(pilot, lambda: pilot.app.main.table.row_count)
     await pilot.press("f")
@@ -116,7 +170,10 @@ SCENES: dict[str, tuple[Scene, bool]] = {
     "history": (_history, False),
     "read-only": (_main, True),
     "fleet": (_fleet, False),
+    "revisions": (_revisions, False),
 }
+#: Scenes shown on the revisions demo rather than the main one.
+ON_REVISIONS_DEMO = frozenset({"revisions"})
 
 #: The demo fleet: (name, host, pid, minutes since it loaded, what it serves, load error).
 DEMO_FLEET = [
@@ -184,12 +241,15 @@ def render_all(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     previous = Path.cwd()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, \
+            tempfile.TemporaryDirectory() as revisions_folder:
         data_file = _write_demo(Path(folder))
         write_demo_fleet(data_file, open_store(data_file).snapshot.revision, NOW)
-        os.chdir(folder)  # the header shows the short, relative path an operator types
+        write_demo_revisions(Path(revisions_folder) / "config" / "model_selections.json")
         try:
             for name, (scene, read_only) in SCENES.items():
+                # The header shows the short, relative path an operator types.
+                os.chdir(revisions_folder if name in ON_REVISIONS_DEMO else folder)
                 path = out / f"{name}.svg"
                 path.write_text(asyncio.run(_render(name, scene, read_only)))
                 written.append(path)

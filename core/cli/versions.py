@@ -29,7 +29,7 @@ def cmd_log(session: Session) -> int:
                       + (f" touching {args.provider}" if args.provider else ""))
         return EXIT_OK
     rows = [(str(r.number) if r.number is not None else "-", time_text(r.time), r.actor,
-             r.summary() + (f" ({r.reason})" if r.reason else "")) for r in revisions]
+             r.summary_and_reason()) for r in revisions]
     for line in table(terminal, ("REV", "TIME (UTC)", "BY", "CHANGE (REASON)"), rows,
                       shrink=((3, 30), (2, 10))):
         terminal.line(line)

@@ -345,10 +345,10 @@ async def test_palette_offers_every_action(seeded_file: Path, open_app) -> None:
         put_cursor_on(app, "openai")
         titles = [title for _, title, _ in app.main.available_commands()]
         assert titles == ["Edit", "Lock", "Remove", "Mark", "History", "Filter", "Sort",
-                          "Fleet", "Help"]
+                          "Fleet", "Revisions", "Help"]
         put_cursor_on(app, "anthropic")  # locked: unlock instead of lock, no edit or remove
         titles = [title for _, title, _ in app.main.available_commands()]
-        assert titles == ["Unlock", "Mark", "History", "Filter", "Sort", "Fleet", "Help"]
+        assert titles == ["Unlock", "Mark", "History", "Filter", "Sort", "Fleet", "Revisions", "Help"]
         put_cursor_on(app, "openai")
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -494,7 +494,7 @@ async def test_read_only_shows_and_reaches_no_write_action_and_writes_nothing(
             assert app.screen is app.main, key
         assert app.main.table.marked == []
         titles = [title for _, title, _ in app.main.available_commands()]
-        assert titles == ["History", "Filter", "Sort", "Fleet", "Help"]
+        assert titles == ["History", "Filter", "Sort", "Fleet", "Revisions", "Help"]
         await pilot.press("ctrl+p", *"edit")
         await pilot.pause(0.3)
         assert "Choose the highlighted" not in screen_text(app)

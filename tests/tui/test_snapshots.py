@@ -23,6 +23,8 @@ from modelboard.tui.dialogs import (
     HistoryScreen,
     ModelPicker,
 )
+from modelboard.tui.revisions import RevisionsScreen, RollbackConfirm
+from modelboard.tui.screenshots import write_demo_revisions
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -165,3 +167,44 @@ def test_help(snap_compare, snapshot_app, size) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
 
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=help_screen)
+
+
+@pytest.fixture
+def revisions_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[ModelboardApp]:
+    """The editor on the screenshots' revisions demo: real writes at fixed demo times."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR")
+    write_demo_revisions(tmp_path / LOCATION)
+    store = open_store(LOCATION, actor="tester@host")
+    yield ModelboardApp(store, clock=fixed_clock, watch=False, cursor_blink=False)
+    store.close()
+
+
+async def revisions_on(pilot: Any, number: str) -> None:
+    await ready(pilot)
+    await pilot.press("v")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RevisionsScreen)
+                   and pilot.app.screen.table.row_count, what="the revisions")
+    table = pilot.app.screen.table
+    table.move_cursor(row=table.get_row_index(number))
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_revisions(snap_compare, revisions_app, size) -> None:
+    async def revisions(pilot: Any) -> None:
+        await revisions_on(pilot, "2")
+
+    assert snap_compare(revisions_app, terminal_size=size, run_before=revisions)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollback_confirmation(snap_compare, revisions_app, size) -> None:
+    async def confirmation(pilot: Any) -> None:
+        await revisions_on(pilot, "2")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RollbackConfirm),
+                       what="the question")
+
+    assert snap_compare(revisions_app, terminal_size=size, run_before=confirmation)
