@@ -496,8 +496,8 @@ class MainScreen(Screen[None]):
         One walk at a time: asked again meanwhile, one more follows it, so a storm of
         changes costs two walks, not one per change. A walk reads every line kept (up to
         nine rotated segments of 64 MiB), so the next one waits until the editor has spent
-        at most a tenth of its time walking: a few milliseconds for a history of
-        thousands of lines, seconds only for one of millions.
+        at most a tenth of its time walking (measured: 30 ms for 1,000 lines, 2.2 s for
+        100,000 lines or 45 MiB).
         """
         if self._checking_history:
             self._check_history_again = True
