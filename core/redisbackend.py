@@ -1188,6 +1188,11 @@ class RedisBackend:
                 with contextlib.suppress(redis.RedisError, OSError):
                     pubsub.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: no subscription came along, and no lock is held."""
+        self._view_lock = threading.Lock()
+        self._subscribed = self._trusted = False
+
     def close(self) -> None:
         with contextlib.suppress(redis.RedisError, OSError):
             self._client.close()

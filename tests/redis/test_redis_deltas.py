@@ -5,6 +5,8 @@ document moved into the hash by the next write."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.connection
 import queue
 import time
 from collections.abc import Callable
@@ -13,7 +15,14 @@ import pytest
 import redis
 from redis_server import RedisServer, stored_document
 
-from modelboard.core import Catalog, ChangeEvent, ConflictError, open_store, redisbackend
+from modelboard.core import (
+    Catalog,
+    ChangeEvent,
+    ConflictError,
+    SelectionStore,
+    open_store,
+    redisbackend,
+)
 from modelboard.core.fileformat import render_document
 from modelboard.core.models import HistoryEntry, Selection, utc_now
 from modelboard.core.redisbackend import entry_value, revision_of
@@ -221,3 +230,32 @@ def test_the_old_single_document_is_read_and_moved_into_the_hash_by_the_next_wri
     store.set_model_selection("openai", "o3")
     assert open_store(redis_url).snapshot.models() == {"openai": "o3",
                                                        "anthropic": "claude-sonnet-4-5"}
+
+
+def _follow_in_child(store: SelectionStore, conn: multiprocessing.connection.Connection) -> None:
+    """A forked worker: report what its store serves once it serves what it is told."""
+    wanted = conn.recv()
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while store.model_for("openai", "none") != wanted and time.monotonic() < deadline:
+        time.sleep(0.002)
+    conn.send(store.model_for("openai", "none"))
+
+
+def test_a_watching_store_forked_keeps_applying_deltas_in_the_child(redis_url: str) -> None:
+    writer = open_store(redis_url, actor="ops")
+    writer.set_model_selection("openai", "gpt-4o")
+    store = open_store(redis_url, watch=True)
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    child = context.Process(target=_follow_in_child, args=(store, child_end))
+    child.start()
+    try:
+        for model in ("gpt-4.1", "o3"):
+            writer.set_model_selection("openai", model)
+        parent_end.send("o3")
+        assert parent_end.poll(EVENT_TIMEOUT_S + 5)
+        assert parent_end.recv() == "o3"
+        wait_for(lambda: store.model_for("openai", "none") == "o3", EVENT_TIMEOUT_S)
+    finally:
+        child.join(EVENT_TIMEOUT_S)
+        store.close()
