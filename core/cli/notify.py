@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import textwrap
 import threading
@@ -39,10 +38,12 @@ def _open(session: Session, config: NotifyConfig) -> tuple[SelectionStore, Notif
 def cmd_notify(session: Session) -> int:
     args = session.args
     config = load_notify_config(Path(args.config))
-    if config.targets and any(t.kind == "endpoint" for t in config.targets) and \
-            importlib.util.find_spec("httpx") is None:
-        raise ConfigurationError(f"webhook endpoints need httpx: {install_hint('notify')}",
-                                 path=str(config.path))
+    if any(t.kind == "endpoint" for t in config.targets):
+        try:
+            import httpx  # noqa: F401 (only whether it is there)
+        except ImportError:
+            raise ConfigurationError(f"webhook endpoints need httpx: "
+                                     f"{install_hint('notify')}", path=str(config.path)) from None
     store, state, elector = _open(session, config)
     try:
         if args.enable:

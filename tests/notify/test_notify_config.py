@@ -54,3 +54,26 @@ def test_a_missing_configuration_file_is_one_line(tmp_path, data_file):
     assert done.returncode == 1
     assert done.stderr.strip().endswith("nope.toml: no such notify configuration file")
     assert len(done.stderr.splitlines()) == 1
+
+
+WITHOUT_HTTPX = """
+import sys
+sys.modules["httpx"] = None  # what an install without the notify extra looks like
+from modelboard.core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_endpoints_without_the_notify_extra_say_what_to_install(tmp_path, data_file):
+    import subprocess
+    import sys
+
+    config = tmp_path / "notify.toml"
+    config.write_text(GOOD_ENDPOINT)
+    done = subprocess.run([sys.executable, "-c", WITHOUT_HTTPX, "--file", str(data_file),
+                           "notify", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("webhook endpoints need httpx: "
+                                        "pip install 'modelboard[notify]'"), done.stderr
+    assert len(done.stderr.splitlines()) == 1
