@@ -27,8 +27,8 @@ from ..history import Revision
 from ..models import HistoryEntry, ProviderChange, Selection
 from ..serving import EntryProblem
 
-__all__ = ["Problem", "catalog_entry_json", "change_json", "error_json", "history_entry_json",
-           "reader_json", "revision_json", "selection_json", "wait_json"]
+__all__ = ["Problem", "catalog_entry_json", "change_json", "error_json", "error_kind",
+           "history_entry_json", "reader_json", "revision_json", "selection_json", "wait_json"]
 
 
 @dataclass(frozen=True, slots=True)
