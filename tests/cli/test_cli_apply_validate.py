@@ -167,3 +167,24 @@ def test_validate_checks_several_files_with_the_given_catalog(modelboard: Modelb
 
     from_environment = modelboard("validate", str(good), env={"MODELBOARD_CATALOG": str(catalog)})
     assert from_environment.code == 0, from_environment.err
+
+
+def test_apply_and_validate_report_a_files_problems_alike(modelboard: Modelboard,
+                                                         tmp_path: Path) -> None:
+    modelboard.write({"openai": selection("gpt-4o")})
+    wanted = tmp_path / "wanted.json"
+    wanted.write_text('{\n  "mistral": "mistral-huge",\n  "google": {"editable": true},\n'
+                      '  "acme": "rocket-1"\n}\n')
+
+    applied = modelboard("apply", str(wanted))
+    validated = modelboard("validate", str(wanted))
+
+    # The same lines, on the same stream (stdout), without a prefix, in the file's order;
+    # each command's verdict is its one line on stderr.
+    assert (applied.code, validated.code) == (1, 1)
+    lines = validated.out.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        f"{wanted}:2:3", f"{wanted}:3:3", f"{wanted}:4:3"]
+    assert applied.out.splitlines() == lines
+    assert len(applied.err_lines) == len(validated.err_lines) == 1
+    assert applied.err.startswith("modelboard: ") and validated.err.startswith("modelboard: ")
