@@ -304,16 +304,26 @@ def document_at(number: int, current: Mapping[str, Selection], current_revision:
     if not by_number or number > by_number[0].number or number < 1:  # type: ignore[operator]
         newest = by_number[0].number if by_number else 0
         raise ConfigurationError(f"there is no revision {number} (the newest is {newest})")
-    if revisions[0].revision != current_revision:
+
+    def recorded(document: Mapping[str, Selection], revision: str) -> str | None:
+        """None if ``document`` is at ``revision``, else the revision it is at. A revision
+        recorded on the file and carried over by ``migrate`` is the file's hash."""
+        own = revision_of(document) if revision_of is not None else None
+        if own == revision:
+            return None
+        as_file = revision_of_bytes(render_document(document))
+        return None if as_file == revision else (own or as_file)
+
+    if revisions[0].revision != current_revision and \
+            recorded(current, revisions[0].revision) is not None:
         raise ConfigurationError(
             f"the document changed outside modelboard since revision {revisions[0].number}; "
             "the next write records that edit, then revisions can be rebuilt again")
     document = dict(current)
     for rev in revisions:
         if rev.number == number:
-            rebuilt = revision_of(document) if revision_of is not None else \
-                revision_of_bytes(render_document(document))
-            if rebuilt != rev.revision:
+            rebuilt = recorded(document, rev.revision)
+            if rebuilt is not None:
                 raise ConfigurationError(
                     f"revision {number} cannot be rebuilt exactly from the history "
                     f"(got {rebuilt}, the history says {rev.revision})")

@@ -49,6 +49,23 @@ def test_file_to_redis_to_file_keeps_state_and_history(tmp_path: Path, redis_url
     assert [e.new for e in after.history("openai")] == ["o3", "gpt-5", "gpt-4o"]
 
 
+def test_revisions_made_on_the_file_rebuild_and_roll_back_on_redis(tmp_path: Path,
+                                                                  redis_url: str) -> None:
+    """Checked with the content hash recorded where each was made (the file's)."""
+    original = tmp_path / "before" / "model_selections.json"
+    fill_file(original)
+    before = open_store(original)
+    migrate(str(original), redis_url)
+    in_redis = open_store(redis_url)
+    assert in_redis.document_at(2) == before.document_at(2)
+    in_redis.set_model_selection("mistral", "codestral-latest")
+    assert in_redis.document_at(3) == before.document_at(3)
+    in_redis.rollback(2, include_locked=True)
+    assert dict(in_redis.snapshot).keys() == before.document_at(2).keys()
+    assert in_redis.snapshot.models() == {p: s.model_name
+                                          for p, s in before.document_at(2).items()}
+
+
 def test_redis_to_redis_under_another_key(redis_server: RedisServer, redis_url: str) -> None:
     store = open_store(redis_url)
     store.bulk_set_model_selections({"openai": "gpt-4o", "mistral": "codestral-latest"})
