@@ -120,11 +120,10 @@ def cmd_rollback(session: Session) -> int:
 
 def cmd_audit(session: Session) -> int:
     store = session.open_for_reading()
-    verify = getattr(store.backend, "verify_history", None)
-    if verify is None:
+    result = store.verify_history()
+    if result is None:
         raise ConfigurationError("audit verify checks the history of a file or Redis store; "
                                  "this store keeps no hash chain", path=store.location)
-    result = verify()
     terminal = session.terminal
     if session.as_json:
         # A broken link is a problem at a line of a history file, like a file's problems.

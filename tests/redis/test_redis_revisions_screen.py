@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis_server import RedisServer
 
 from modelboard.core import open_store
 from modelboard.tui import ModelboardApp
@@ -130,3 +131,28 @@ async def test_a_write_before_y_is_not_overwritten_on_redis(redis_url: str) -> N
     finally:
         store.close()
     assert models(redis_url) == {"openai": "o3"}
+
+
+async def test_a_tampered_stream_shows_the_banner_naming_the_entry(
+        redis_url: str, redis_server: RedisServer, redis_key: str) -> None:
+    writer = open_store(redis_url, actor="alice@ops", report=False)
+    for model in ("gpt-4o", "gpt-4.1", "o3"):
+        writer.set_model_selection("openai", model)
+    writer.close()
+    store = open_store(redis_url, actor="tester@host", report=False)
+    app = ModelboardApp(store, cursor_blink=False, watch=True)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: store.watching, "the watcher")
+            await wait_for(pilot, lambda: not app.main._checking_history, "the first walk")
+            assert "does not verify" not in words(app)
+            client = redis_server.client()
+            ((second, _fields),) = client.xrange(f"{redis_key}:history", "-", "+")[1:2]
+            client.xdel(f"{redis_key}:history", second)  # an entry deleted by hand
+            await asyncio.to_thread(write_in_another_process, redis_url,
+                                    "store.set_model_selection('google', 'gemini-2.5-pro')")
+            await wait_for(pilot, lambda: f"the history does not verify: {redis_key}:history "
+                           "line 2:" in words(app), "the banner")
+            assert "(entry 2, stream id" in words(app)
+    finally:
+        store.close()
