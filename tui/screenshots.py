@@ -26,7 +26,7 @@ from modelboard.core.fleetreports import FileReportSink, ReaderReport
 from .app import ModelboardApp
 from .dialogs import BulkReview, ConflictScreen, HistoryScreen, ModelPicker
 from .fleet import FleetScreen
-from .revisions import RevisionsScreen
+from .revisions import RevisionsScreen, RollbackConfirm
 
 __all__ = ["main", "render_all", "write_demo_fleet", "write_demo_revisions"]
 
@@ -155,6 +155,12 @@ async def _revisions(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def _rollback(pilot: Any) -> None:
+    await _revisions(pilot)
+    await pilot.press("r")
+    await _until(pilot, lambda: isinstance(pilot.app.screen, RollbackConfirm))
+
+
 async def _fleet(pilot: Any) -> None:
     await _until(pilot, lambda: pilot.app.main.table.row_count)
     await pilot.press("f")
@@ -171,9 +177,10 @@ SCENES: dict[str, tuple[Scene, bool]] = {
     "read-only": (_main, True),
     "fleet": (_fleet, False),
     "revisions": (_revisions, False),
+    "rollback": (_rollback, False),
 }
 #: Scenes shown on the revisions demo rather than the main one.
-ON_REVISIONS_DEMO = frozenset({"revisions"})
+ON_REVISIONS_DEMO = frozenset({"revisions", "rollback"})
 
 #: The demo fleet: (name, host, pid, minutes since it loaded, what it serves, load error).
 DEMO_FLEET = [
