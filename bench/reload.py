@@ -80,16 +80,23 @@ def _warm(rounds: int) -> Figure:
                        "during reloads: see the figure 3 rows")
 
 
-def _cold(count: int, rounds: int, target: float) -> Figure:
+def _cold(count: int, rounds: int, target: float | None, *, written_by_us: bool) -> Figure:
     from modelboard.core import open_store
 
     document = sample_document(count)
+    catalog = any_model_catalog(count)  # the sample providers are all served
     with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder:
         path = Path(folder) / "model_selections.json"
         path.write_bytes(document)
+        if written_by_us:  # as a proxy finds it: the last write was modelboard's own
+            writer = open_store(path, catalog=catalog, actor="bench@host")
+            writer.set_model_selection("provider-00001", "gpt-4o")
+            writer.close()
+        else:  # reformatted by hand: same content, other bytes, never written by us
+            path.write_bytes(document.replace(b'": {\n', b'":  {\n'))
+        document = path.read_bytes()
         cold: list[float] = []
         floors: list[float] = []
-        catalog = any_model_catalog(count)  # the sample providers are all served
         for _ in range(rounds):  # alternating, so both see the same machine
             start = time.perf_counter()
             fresh = open_store(path, catalog=catalog, read_only=True)
@@ -101,16 +108,22 @@ def _cold(count: int, rounds: int, target: float) -> Figure:
             _library_floor(path.read_bytes())
             floors.append(time.perf_counter() - start)
     ours, floor = median(cold) * 1e3, median(floors) * 1e3
-    return Figure(name=f"4 cold load of {count:,} providers (fresh store)",
-                  ours=ours, baseline=floor, unit="ms (median)", target=f"ratio <= {target:g}",
-                  passed=ours <= target * floor,
+    how = "as modelboard wrote it" if written_by_us else "reformatted by hand"
+    return Figure(name=f"4 cold load of {count:,} providers, {how}",
+                  ours=ours, baseline=floor, unit="ms (median)",
+                  target=f"ratio <= {target:g}" if target is not None else "-",
+                  passed=ours <= target * floor if target is not None else None,
                   note=f"{len(document) / 1e6:.1f} MB; baseline: orjson.loads + the same "
-                       "Selections + SHA-256; ours parses every entry with its line and column")
+                       "Selections + SHA-256; ours also validates every entry and checks it "
+                       "against the catalog" + (
+                           "" if written_by_us else ", and renders the document once for "
+                           "its revision (the hash of the canonical form)"))
 
 
 def run(quick: bool) -> list[Figure]:
     figures = [_warm(5 if quick else 15)]
     for count, target in COLD_TARGETS.items():
         rounds = (2 if quick else 5) if count >= 100_000 else (5 if quick else 15)
-        figures.append(_cold(count, rounds, target))
+        figures.append(_cold(count, rounds, target, written_by_us=True))
+    figures.append(_cold(10_000, 5 if quick else 15, None, written_by_us=False))
     return figures

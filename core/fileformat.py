@@ -27,6 +27,7 @@ __all__ = [
     "DocumentCodec",
     "document_digest",
     "parse_document",
+    "parse_rendered",
     "render_document",
     "revision_of",
     "revision_of_bytes",
@@ -39,6 +40,7 @@ __all__ = [
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 32
 _KNOWN_FIELDS = ("model_name", "editable", "last_updated", "updated_by", "lock_reason")
+_KNOWN_FIELD_SET = frozenset(_KNOWN_FIELDS)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # A \uD800-\uDFFF escape may decode to a lone surrogate, which UTF-8 cannot encode.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -117,6 +119,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
                             parse_float=_finite_float)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's dict, refusing duplicate keys (the check at C speed: a dict and a len)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")  # the located parse says which, and where
+    return result
+
+
+#: The whole document in one call of the json module's C scanner. It says only *that*
+#: something is wrong; the located parse (``_top_level_entries``) then says what and where.
+_FAST_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys,
+                                 parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -245,7 +261,8 @@ def _selection_from_json(provider: str, value: Any) -> Selection:
         last_updated = datetime.fromisoformat(stamp) if stamp else None
     except ValueError:
         raise ValueError(f"{provider}: last_updated {stamp!r} is not an ISO 8601 time") from None
-    extra = {k: v for k, v in value.items() if k not in _KNOWN_FIELDS}
+    extra = {} if value.keys() <= _KNOWN_FIELD_SET else \
+        {k: v for k, v in value.items() if k not in _KNOWN_FIELDS}
     return Selection(
         model_name=model,
         editable=editable,
@@ -280,6 +297,10 @@ def parse_document(data: bytes, *, path: str,
         line, column = _line_col(prefix, len(prefix))
         raise ConfigurationError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})",
                                  path=path, line=line, column=column) from None
+    if problems is None and positions is None:
+        fast = _parse_fast(text, path)
+        if fast is not None:
+            return fast
     try:
         entries = _top_level_entries(text)
     except _Located as exc:
@@ -305,6 +326,64 @@ def parse_document(data: bytes, *, path: str,
             if problems is None:
                 raise error from None
             problems.append(error)
+    return selections
+
+
+def _parse_fast(text: str, path: str) -> dict[str, Selection] | None:
+    """The selections of a good document in one pass; None if anything is wrong with it.
+
+    Measured at 10,000 providers: a third of the located parse's time, which walks the
+    top level entry by entry to know each one's line and column. Only a document with a
+    problem needs those, so the located parse runs only when this returns None (and
+    then raises the same error as always).
+    """
+    try:
+        top = _FAST_DECODER.decode(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, a bad token, a duplicate key
+        return None
+    return _selections_of(top, text)
+
+
+#: No duplicate-key hook: the json module's C scanner at full speed (2.5x the hooked one).
+_PLAIN_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def parse_rendered(data: bytes) -> dict[str, Selection] | None:
+    """The selections of a document known to be modelboard's own rendering of them.
+
+    For a file whose hash is a revision modelboard recorded writing: it was rendered
+    from a dict, so its keys are unique and the duplicate-key check is skipped (the
+    caller also counts the top-level entries, see ``DocumentCodec.adopt``); every entry
+    is still checked as in ``parse_document``. None if anything is off: the caller then
+    parses it the strict way, which says what is wrong and where.
+    """
+    if len(data) > MAX_DOCUMENT_BYTES or data.startswith(b"\xef\xbb\xbf"):
+        return None
+    try:
+        text = data.decode("utf-8")
+        top = _PLAIN_DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    return _selections_of(top, text)
+
+
+def _selections_of(top: Any, text: str) -> dict[str, Selection] | None:
+    """The Selections of a decoded document, checked as ``parse_document`` checks them."""
+    if not isinstance(top, dict):
+        return None
+    may_hold_surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    selections: dict[str, Selection] = {}
+    try:
+        for provider, value in top.items():
+            check_name("provider", provider)
+            if isinstance(value, dict) and not value.keys() <= _KNOWN_FIELD_SET \
+                    and _has_containers(value) and _depth(value, MAX_DEPTH) > MAX_DEPTH:
+                return None
+            if may_hold_surrogates:
+                _check_encodable(provider, value)
+            selections[provider] = _selection_from_json(provider, value)
+    except (ValueError, ValidationError):
+        return None
     return selections
 
 
@@ -413,13 +492,22 @@ class DocumentCodec:
         memory = self._memory
         if len(selections) == len(memory.providers):
             # The same providers, most selections the same objects: fetch them all in one
-            # C call, find the others by halving, and re-render only those.
-            try:
-                fetched = itemgetter(*memory.providers)(selections)
-            except KeyError:
-                pass  # another set of providers: the general way below
+            # C call, find the others by halving, and re-render only those. A write keeps
+            # the order of the dict it was built from, so the values usually come in
+            # the remembered order already: listing them is 30x cheaper than fetching
+            # each (measured at 100,000 providers: 0.4 ms + 0.8 ms to compare the keys,
+            # against 12 ms for the itemgetter).
+            now: list[Selection] | None = None
+            if isinstance(selections, dict) and list(selections) == memory.providers:
+                now = list(selections.values())
             else:
-                now = [fetched] if len(memory.providers) == 1 else list(fetched)
+                try:
+                    fetched = itemgetter(*memory.providers)(selections)
+                except KeyError:
+                    pass  # another set of providers: the general way below
+                else:
+                    now = [fetched] if len(memory.providers) == 1 else list(fetched)
+            if now is not None:
                 changed = _differing(now, memory.selections)
                 texts = memory.texts.copy() if changed else memory.texts
                 for index in changed:
@@ -438,6 +526,28 @@ class DocumentCodec:
         self._memory = _Remembered(providers, ordered, texts,
                                    {provider: i for i, provider in enumerate(providers)})
         return _join_entries(texts)
+
+    @property
+    def remembers(self) -> bool:
+        """Whether a document is remembered (rendering then redoes only what changed)."""
+        return bool(self._memory.providers)
+
+    def adopt(self, data: bytes, selections: dict[str, Selection]) -> bool:
+        """Remember ``data`` as the rendering of ``selections``, which it must be exactly.
+
+        For a document proven to be ``render_document(selections)`` without rendering it
+        (its hash is a revision modelboard wrote): its entries' texts are its own bytes.
+        False (nothing remembered) if it does not split into one text per provider.
+        """
+        if not selections or not (data.startswith(b"{") and data.endswith(_TAIL)):
+            return False
+        texts = data[1:-len(_TAIL)].split(_BETWEEN)
+        providers = list(selections)
+        if len(texts) != len(providers) or providers != sorted(providers):
+            return False  # not one text per provider in rendering order: not ours
+        self._memory = _Remembered(providers, list(selections.values()), texts,
+                                   {provider: i for i, provider in enumerate(providers)})
+        return True
 
     def parse(self, data: bytes, *, path: str) -> dict[str, Selection]:
         """Exactly ``parse_document(data, path=path)``, errors included."""

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import hashlib
 import json
 import logging
@@ -520,6 +519,8 @@ class HistoryFile:
             data = file.read()
         if path.name.endswith(".gz"):
             try:
+                import gzip  # only older, rotated segments need it
+
                 return gzip.decompress(data)
             except (OSError, EOFError) as exc:
                 raise ConfigurationError(f"damaged compressed history: {exc}",
@@ -552,6 +553,28 @@ class HistoryFile:
             for line in reversed(data[:end].split(b"\n")):
                 if line.strip():
                     yield line
+
+    def newest_revision(self) -> str | None:
+        """The document revision that the active file's last line says was written.
+
+        Only the end of the active file is read (a block); None when there is no line,
+        or it cannot be read: the caller then works the answer out the long way.
+        """
+        try:
+            fd = self._open_active()
+        except ConfigurationError:
+            return None
+        if fd is None:
+            return None
+        try:
+            for line in _backward(fd, os.fstat(fd).st_size):
+                record = _parse(line)
+                return _revision_after(record) if record is not None else None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return None
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, newest first (unreadable lines skipped with a warning)."""
@@ -814,6 +837,8 @@ class HistoryFile:
         temp = compressed.with_name(f".{compressed.name}.tmp")
         fd = self._open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            import gzip  # once per 64 MiB of history
+
             _write_all(fd, gzip.compress(data, compresslevel=6, mtime=0))
             os.fsync(fd)
         finally:

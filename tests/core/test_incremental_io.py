@@ -21,6 +21,7 @@ from modelboard.core import Catalog, ConfigurationError, Selection, open_store
 from modelboard.core.fileformat import (
     DocumentCodec,
     parse_document,
+    parse_rendered,
     render_document,
     revision_of,
 )
@@ -63,6 +64,89 @@ def test_codec_renders_and_parses_exactly_like_the_plain_functions(
         edited = document[:position] + edit + document[position + cut:]
         assert outcome(codec.parse, edited) == outcome(parse_document, edited)
         previous = state
+
+
+def located(data: bytes, *, path: str) -> dict[str, Selection]:
+    """parse_document the long way: asking for positions skips the one-pass fast path."""
+    return parse_document(data, path=path, positions={})
+
+
+EXTRA_FIELD_EDITS = [b"", b"x", b"\n", b",", b"}", b'"', b"\\", b"NaN", b"1e999",
+                     b'"model_name": "dup", ', b'"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]'
+                     b']]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], ', b'"\\ud800"', b"[", b"{"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(selections_strategy, st.data())
+def test_the_fast_parse_gives_exactly_what_the_located_parse_gives(
+        state: dict[str, Selection], data: st.DataObject) -> None:
+    document = render_document(state)
+    for _edit in range(3):  # good documents, and documents broken in every way we know
+        position = data.draw(st.integers(0, len(document)))
+        edit = data.draw(st.sampled_from(EXTRA_FIELD_EDITS))
+        cut = data.draw(st.integers(0, 2))
+        edited = document[:position] + edit + document[position + cut:]
+        assert outcome(parse_document, edited) == outcome(located, edited)
+    assert outcome(parse_document, document) == outcome(located, document)
+
+
+@settings(max_examples=150, deadline=None)
+@given(selections_strategy.filter(bool), st.lists(selections_strategy, max_size=4))
+def test_a_codec_that_adopted_a_rendering_goes_on_exactly_like_the_plain_functions(
+        first: dict[str, Selection], later: list[dict[str, Selection]]) -> None:
+    codec = DocumentCodec()
+    document = render_document(first)
+    adopted = parse_rendered(document)
+    assert adopted is not None and codec.adopt(document, adopted)
+    assert adopted == parse_document(document, path="f.json")
+    for state in later:
+        state = {p: adopted.get(p, s) for p, s in state.items()}  # some objects kept
+        assert codec.render(state) == render_document(state)
+        assert outcome(codec.parse, render_document(state)) == \
+            outcome(parse_document, render_document(state))
+
+
+def test_a_rendering_with_a_duplicate_provider_is_not_adopted() -> None:
+    document = render_document({"a": Selection("x"), "b": Selection("y")})
+    duplicated = document.replace(b'"b"', b'"a"')
+    adopted = parse_rendered(duplicated)  # the plain parse keeps the last "a"
+    assert adopted is not None and not DocumentCodec().adopt(duplicated, adopted)
+
+
+def test_a_file_as_modelboard_wrote_it_loads_without_rendering(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = open_writer(data_file)
+    writer.set_model_selection("openai", "gpt-4o")
+    writer.set_model_selection("anthropic", "claude-3-opus")
+    from modelboard.core import fileformat
+
+    rendered: list[int] = []
+    real_render = fileformat.DocumentCodec.render
+
+    def counting(self: DocumentCodec, selections: object) -> bytes:
+        rendered.append(1)
+        return real_render(self, selections)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fileformat.DocumentCodec, "render", counting)
+    reader = open_writer(data_file)
+    assert rendered == []  # its hash is the revision the history recorded
+    assert reader.snapshot.revision == writer.snapshot.revision
+    assert dict(reader.snapshot.items()) == dict(writer.snapshot.items())
+    reader.set_model_selection("openai", "o3")  # and writes on from what it adopted
+    assert data_file.read_bytes() == render_document(reader.snapshot)
+
+
+def test_a_file_edited_after_the_last_write_is_parsed_the_strict_way(
+        data_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    writer = open_writer(data_file)
+    writer.set_model_selection("openai", "gpt-4o")
+    writer.set_model_selection("anthropic", "claude-3-opus")
+    # A duplicate provider: the plain parse would keep the last one; the strict one refuses.
+    data_file.write_bytes(data_file.read_bytes().replace(b'"openai"', b'"anthropic"'))
+    reader = open_writer(data_file)
+    assert "duplicate provider 'anthropic'" in caplog.text
+    assert list(data_file.parent.glob("*.corrupt-*"))  # copied aside, as any bad file
+    assert reader.snapshot.revision == writer.snapshot.revision  # from the backup
 
 
 def test_codec_parses_a_file_written_by_hand_in_another_layout() -> None:
