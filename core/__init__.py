@@ -12,7 +12,6 @@ Nothing here imports textual or rich.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 from .catalog import Catalog, ProviderSpec
 from .errors import (
@@ -43,10 +42,20 @@ from .serving import EntryProblem
 from .store import SelectionStore, Transaction
 from .versions import Rollback, RollbackPlan, diff_documents
 
-try:
-    __version__ = version("modelboard")  # pyproject.toml is the one place it is written
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, looked up on first use: importlib.metadata (with the email and
+    zipfile modules it imports) was a sixth of ``modelboard get``'s start."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("modelboard")  # pyproject.toml is the one place it is written
+    except PackageNotFoundError:  # imported from a checkout that was never installed
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
 
 # A library logs, the application decides where to: without logging configured, nothing
 # reaches stderr (Python's last-resort handler would print bare lines).

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 
-__all__ = ["default_actor"]
+__all__ = ["default_actor", "host_name"]
+
+
+def host_name() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it on POSIX (uname's
+    nodename), without importing socket: a command that only reads starts faster."""
+    try:
+        return os.uname().nodename or "localhost"
+    except AttributeError:  # no uname (Windows): the portable way
+        import socket
+
+        return socket.gethostname() or "localhost"
 
 
 def default_actor() -> str:
@@ -17,9 +26,11 @@ def default_actor() -> str:
     """
     user = os.environ.get("SUDO_USER") or os.environ.get("LOGNAME") or os.environ.get("USER")
     if not user:
+        import getpass  # rarely needed: it imports termios
+
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = f"uid{os.getuid()}"
-    host = socket.gethostname().split(".")[0] or "localhost"
+    host = host_name().split(".")[0] or "localhost"
     return "".join(ch for ch in f"{user}@{host}" if ch.isprintable())

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import logging
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
@@ -35,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .actor import host_name
 from .fleetreports import (
     DEAD_AFTER_S,
     READERS_DIR_ENV_VAR,
@@ -101,14 +99,13 @@ def program_name() -> str:
 
 
 
-@functools.cache
 def _version() -> str:
-    """modelboard's version, looked up once, by the first heartbeat (it takes milliseconds)."""
+    """modelboard's version (looked up once, by the first heartbeat: it takes milliseconds)."""
     try:
-        from importlib.metadata import version
-        return version("modelboard")
-    except Exception:  # not installed as a distribution (a source tree): say so plainly
-        return "unknown"
+        from . import __version__
+    except Exception:  # e.g. privileges dropped after import: the standard
+        return "unknown"  # library may no longer be readable; a report must still go out
+    return __version__
 
 
 # -- the judgement -----------------------------------------------------------------------------
@@ -237,7 +234,7 @@ class Reporter:
         self.sink = sink
         self.name = clean_text(name or "") or program_name()
         self.interval_s = interval_s or heartbeat_interval()
-        self._host = socket.gethostname() or "localhost"
+        self._host = host_name()
         self._new_identity()
         self._revision = store.snapshot.revision
         self._loaded_at = utc_now()
@@ -246,7 +243,7 @@ class Reporter:
         _reporters.add(self)
 
     def _new_identity(self) -> None:
-        self.id = safe_id(f"{self._host.split('.')[0]}-{os.getpid()}-{secrets.token_hex(3)}")
+        self.id = safe_id(f"{self._host.split('.')[0]}-{os.getpid()}-{os.urandom(3).hex()}")
         self._started_at = utc_now()
         self._sequence = 0
         self._wake = threading.Event()
@@ -409,7 +406,7 @@ class Fleet:
 
     def sink_shares_clock(self, report: ReaderReport) -> bool:
         assert self.sink is not None
-        return self.sink.shared_clock or report.host == socket.gethostname()
+        return self.sink.shared_clock or report.host == host_name()
 
     def _look(self) -> list[Reader]:
         sink = self.sink

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import BackendUnavailableError
+from .errors import BackendUnavailableError, ConfigurationError
+from .safefiles import Folder, Ownership
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -223,30 +223,33 @@ class FileReportSink:
         self.extra = Path(readers_dir) if readers_dir else None
         self.where = str(self.extra or self.folder)
 
-    # folder handling: the report folder is opened from its parent without following links
-    def _open_folder(self, folder: Path, *, create: bool) -> int:
+    def _open_folder(self, folder: Path, *, create: bool) -> Folder:
+        """The report folder, opened from its parent without following links (OSError as is).
+
+        With ``create``, the folder beside the data file is made when missing, but only
+        while the data file is there: a folder being removed stays removed.
+        """
         if folder == self.extra:
-            return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        parent = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
+            return Folder(folder)
+        with Folder(folder.parent) as parent:
+            like = None
             if create:
-                # No data file, no folder beside it: a folder being removed stays removed.
-                os.stat(self.data_file.name, dir_fd=parent)
-                mode, owner = self._model()
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(folder.name, _folder_mode(mode), dir_fd=parent)
-                    fd = os.open(folder.name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS,
-                                 dir_fd=parent)
-                    try:
-                        os.fchmod(fd, _folder_mode(mode))  # not narrowed by the umask
-                        if owner is not None and os.geteuid() == 0:
-                            os.fchown(fd, *owner)
-                    finally:
-                        os.close(fd)
-            return os.open(folder.name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS,
-                           dir_fd=parent)
-        finally:
-            os.close(parent)
+                status = parent.lstat(self.data_file.name)
+                if status is None:
+                    raise FileNotFoundError(errno.ENOENT, "no data file", str(self.data_file))
+                like = Ownership.of(status)
+            return parent.subfolder(folder.name, create_like=like)
+
+    def _like(self, folder: Path) -> Ownership:
+        """A report's owner, group and bits: the data file's beside it; elsewhere, ours
+        with the data file's bits (0600 when it is missing)."""
+        try:
+            data = Ownership.of(os.stat(self.data_file))
+        except OSError:
+            return Ownership.private()
+        if folder == self.extra:
+            return Ownership(os.geteuid(), os.getegid(), data.mode)
+        return data
 
     def _model(self) -> tuple[int, tuple[int, int] | None]:
         """The data file's permission bits and owner (0600 and ours when it is missing)."""
@@ -263,41 +266,29 @@ class FileReportSink:
             self._write(report)  # the last other reader removed the folder meanwhile
 
     def _write(self, report: ReaderReport) -> None:
-        folder = self.extra or self.folder
-        fd = self._open_folder(folder, create=self.extra is None)
-        try:
-            mode, owner = self._model()
+        path = self.extra or self.folder
+        with self._open_folder(path, create=self.extra is None) as folder:
             name = f"{report.id}.json"
-            temp = f".{name}.{secrets.token_hex(4)}.tmp"
-            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, mode,
-                          dir_fd=fd)
+            temp = f".{name}.{os.urandom(4).hex()}.tmp"
+            out = folder.create(temp, self._like(path))
             try:
                 try:
-                    os.fchmod(out, mode)
-                    if owner is not None and os.geteuid() == 0 and folder != self.extra:
-                        os.fchown(out, *owner)
-                    data = report.to_bytes()
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(out, view):]
+                    data = memoryview(report.to_bytes())
+                    while data:
+                        data = data[os.write(out, data):]
                 finally:
                     os.close(out)
-                os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                folder.replace(temp, name)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    os.unlink(temp, dir_fd=fd)
+                    folder.unlink(temp)
                 raise
-        finally:
-            os.close(fd)
 
     def remove(self, reader_id: str) -> None:
         folder = self.extra or self.folder
-        with contextlib.suppress(OSError):
-            fd = self._open_folder(folder, create=False)
-            try:
-                os.unlink(f"{reader_id}.json", dir_fd=fd)
-            finally:
-                os.close(fd)
+        with contextlib.suppress(OSError, ConfigurationError), \
+                self._open_folder(folder, create=False) as opened:
+            opened.unlink(f"{reader_id}.json")
         if folder == self.folder:
             with contextlib.suppress(OSError):  # the last reader leaves no empty folder behind
                 os.rmdir(folder)
@@ -309,17 +300,16 @@ class FileReportSink:
         found: list[RawReport] = []
         for folder in self._folders():
             try:
-                fd = self._open_folder(folder, create=False)
+                opened = self._open_folder(folder, create=False)
             except FileNotFoundError:
                 continue
-            except OSError as exc:
+            except (OSError, ConfigurationError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
                 found.append(RawReport(str(folder), None, 0.0,
-                                       f"cannot open the folder: {exc.strerror}"))
+                                       f"cannot open the folder: {reason}"))
                 continue
-            try:
-                found.extend(self._read_folder(folder, fd))
-            finally:
-                os.close(fd)
+            with opened:
+                found.extend(self._read_folder(folder, opened.fd))
         return found
 
     def _read_folder(self, folder: Path, fd: int) -> Iterator[RawReport]:
@@ -360,12 +350,9 @@ class FileReportSink:
 
     def delete(self, key: str) -> None:
         path = Path(key)
-        with contextlib.suppress(OSError):
-            fd = self._open_folder(path.parent, create=False)
-            try:
-                os.unlink(path.name, dir_fd=fd)
-            finally:
-                os.close(fd)
+        with contextlib.suppress(OSError, ConfigurationError), \
+                self._open_folder(path.parent, create=False) as opened:
+            opened.unlink(path.name)
 
     def trusted_owner(self, owner: int | None, report: ReaderReport) -> bool:
         # A report belongs to the user it names; root writes as the data file's owner.
@@ -373,11 +360,6 @@ class FileReportSink:
             return True
         _mode, data_owner = self._model()
         return report.uid == 0 and data_owner is not None and owner == data_owner[0]
-
-
-def _folder_mode(file_mode: int) -> int:
-    """A folder readable by whoever may read the file: 0600 gives 0700, 0640 gives 0750."""
-    return file_mode | ((file_mode & 0o444) >> 2)
 
 
 class RedisReportSink:

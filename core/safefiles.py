@@ -99,8 +99,9 @@ class Ownership:
 
         A user other than root cannot give a file away: the file stays theirs, but it
         keeps the data file's group (a member of it may set it) and bits. If even the
-        group cannot be set, the file is refused rather than left readable by a group
-        the data file does not grant.
+        group cannot be set, the file is refused rather than left open to a group the
+        data file does not grant, unless the bits give that group nothing that everyone
+        else does not have anyway.
         """
         status = os.fstat(fd)
         try:
@@ -110,9 +111,10 @@ class Ownership:
             elif status.st_gid != self.gid:
                 os.fchown(fd, -1, self.gid)
         except PermissionError:
-            raise ConfigurationError(
-                f"cannot give it the data file's group (gid {self.gid}): you are not a "
-                "member of it", path=name) from None
+            if (self.mode >> 3) & 0o7 & ~self.mode:
+                raise ConfigurationError(
+                    f"cannot give it the data file's group (gid {self.gid}): you are not "
+                    "a member of it", path=name) from None
         if stat.S_IMODE(status.st_mode) != self.mode:
             os.fchmod(fd, self.mode)
 
@@ -142,8 +144,11 @@ class Folder:
     (except :meth:`read`, which says "cannot read").
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fd: int | None = None) -> None:
         self.path = path
+        if fd is not None:  # opened already (see :meth:`subfolder`)
+            self.fd = fd
+            return
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
@@ -180,6 +185,26 @@ class Folder:
         return os.listdir(self.fd)
 
     # -- opening ----------------------------------------------------------------------------
+    def subfolder(self, name: str, *, create_like: Ownership | None = None) -> Folder:
+        """The folder ``name`` in this one, never followed through a symlink (ELOOP then).
+
+        With ``create_like``, a missing one is made first, with that owner (as root),
+        group and the bits a folder needs for those who may read such files (0640 gives
+        0750). Failures are raised as the OSError they are.
+        """
+        if create_like is not None:
+            mode = create_like.mode | ((create_like.mode & 0o444) >> 2)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, mode, dir_fd=self.fd)
+                made = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS, dir_fd=self.fd)
+                try:
+                    Ownership(create_like.uid, create_like.gid, mode).apply(
+                        made, self.where(name))  # not narrowed by the umask
+                finally:
+                    os.close(made)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS, dir_fd=self.fd)
+        return Folder(self.path / name, fd=fd)
+
     def open(self, name: str, flags: int = os.O_RDONLY) -> int | None:
         """Open an existing regular file; None if there is none at ``name``.
 

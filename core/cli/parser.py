@@ -7,7 +7,6 @@ import sys
 import textwrap
 from typing import Any, NoReturn
 
-from .. import __version__
 from .fleet import add_wait_option
 from .output import to_json
 from .session import EXIT_USAGE
@@ -60,7 +59,22 @@ def _add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool)
                        help="no notes or warnings on stderr, errors only")
     group.add_argument("-v", "--verbose", action="count", default=default(0),
                        help="what the core does, on stderr (-vv: in detail)")
-    group.add_argument("--version", action="version", version=f"modelboard {__version__}")
+    group.add_argument("--version", action=_ShowVersion)
+
+
+class _ShowVersion(argparse.Action):
+    """``--version``, looking the version up only when asked (see ``core.__getattr__``)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from .. import __version__
+
+        print(f"modelboard {__version__}")
+        parser.exit()
 
 
 def _port(text: str) -> int:

@@ -168,6 +168,40 @@ def test_sidecars_grant_others_nothing_the_data_file_does_not(
                      "models.history.jsonl": 0o640}
 
 
+REPORT_AS_READER = textwrap.dedent("""
+    import os, sys, time
+    from modelboard.core import open_store
+    store = open_store(sys.argv[1], read_only=True, watch=True, reader_name="proxy-other")
+    folder = sys.argv[1] + ".readers"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        names = [n for n in os.listdir(folder) if n.endswith(".json")] \\
+            if os.path.isdir(folder) else []
+        if names:
+            status = os.stat(os.path.join(folder, names[0]))
+            print(status.st_uid, status.st_gid, oct(status.st_mode & 0o777))
+            break
+        time.sleep(0.02)
+    store.close()
+""")
+
+
+def test_a_reader_outside_the_group_reports_no_more_openly_than_the_data_file(
+        users: Users, shared: Path) -> None:
+    # A world-readable data file in a folder the other user may write: their report can
+    # keep their own group, since its bits give a group nothing everyone lacks.
+    folder = shared / "open"
+    folder.mkdir()
+    folder.chmod(0o777)
+    data = folder / NAME
+    data.write_text('{"openai": "gpt-4o"}\n')
+    os.chown(data, users.owner.uid, users.group)
+    data.chmod(0o644)
+    reported = users.other.run([sys.executable, "-c", REPORT_AS_READER, str(data)])
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stdout.split() == [str(users.other.uid), str(users.other.gid), "0o644"]
+
+
 def test_a_user_who_cannot_write_the_data_file_cannot_hold_the_lock(
         users: Users, shared: Path) -> None:
     folder = shared / "etc-llm"
