@@ -170,3 +170,42 @@ def subprocess_env() -> dict[str, str]:
 
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def per_read_ns(statement: str, baseline: str, *, providers: int, quick: bool,
+                seed: int) -> tuple[float, float, str]:
+    """ns per read of ``statement`` and of ``baseline``, each run for every provider.
+
+    Both run against the same read-only store of ``providers`` sample providers (names
+    in the namespace: ``store``, ``models`` {provider: model}, ``selections``
+    {provider: Selection}, ``p``), in a shuffled order, best of several rounds, timed
+    alternately so that both see the same machine. Also returns how it was measured.
+    """
+    import random
+    import tempfile
+    import timeit
+
+    from modelboard.core import open_store
+
+    rounds, loops = (5, 50 if providers <= 1_000 else 1) if quick else \
+        (15, 200 if providers <= 1_000 else 3)
+    with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder:
+        path = Path(folder) / "model_selections.json"
+        path.write_bytes(sample_document(providers))
+        store = open_store(path, catalog=any_model_catalog(providers), read_only=True)
+        selections = store.get_all_selections()
+        models = {provider: selection.model_name for provider, selection in selections.items()}
+        order = provider_names(providers)
+        random.Random(seed).shuffle(order)
+        namespace = {"store": store, "models": models, "selections": selections,
+                     "order": order}
+        ours_timer = timeit.Timer(f"for p in order: {statement}", globals=namespace)
+        baseline_timer = timeit.Timer(f"for p in order: {baseline}", globals=namespace)
+        ours = base = float("inf")
+        for _ in range(rounds):
+            ours = min(ours, ours_timer.timeit(loops))
+            base = min(base, baseline_timer.timeit(loops))
+        store.close()
+    per_read = 1e9 / (loops * providers)
+    return ours * per_read, base * per_read, \
+        f"best of {rounds} rounds of {loops} x {providers:,} reads"
