@@ -147,10 +147,14 @@ class FileBackend:
                 fd = folder.open(path.name, flags)
                 if fd is None:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+                if flags & (os.O_WRONLY | os.O_RDWR):  # a writer brings it in line, as below
+                    try:
+                        folder.conform(fd, path.name, folder.ownership_for(self.target.name))
+                    except BaseException:
+                        os.close(fd)
+                        raise
                 return fd
-            data_file = folder.lstat(self.target.name)
-            like = Ownership.of(data_file) if data_file is not None and \
-                stat.S_ISREG(data_file.st_mode) else Ownership.private()
+            like = folder.ownership_for(self.target.name)
             fd = folder.open_or_create(path.name, like,
                                        flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
             if flags & os.O_TRUNC:
@@ -376,10 +380,8 @@ class FileBackend:
                    change: Callable[[Mapping[str, Selection]], Commit | None],
                    base: StoredState, create: bool) -> StoredState | None:
         name = target.name
-        seen = folder.lstat(name)
-        like = Ownership.of(seen) if seen is not None and stat.S_ISREG(seen.st_mode) \
-            else Ownership.private()
-        lock = _WritersLock(folder, name + ".lock", like, LOCK_TIMEOUT_S)
+        lock = _WritersLock(folder, name + ".lock", folder.ownership_for(name),
+                            LOCK_TIMEOUT_S)
         lock.acquire(poll_interval=LOCK_POLL_S)
         try:
             return self._commit_locked(folder, target, lock, change, base, create)
@@ -671,10 +673,8 @@ class FileBackend:
     def _write_atomically(self, target: Path, data: bytes, *, durable: bool) -> None:
         """Replace ``target`` with ``data`` (see :meth:`_write_new`), like the data file."""
         with Folder(target.parent) as folder:
-            data_file = folder.lstat(self.target.name) \
-                if self.target.parent == target.parent else None
-            like = Ownership.of(data_file) if data_file is not None and \
-                stat.S_ISREG(data_file.st_mode) else Ownership.private()
+            like = folder.ownership_for(self.target.name) \
+                if self.target.parent == target.parent else Ownership.private()
             self._write_new(folder, target.name, data, like, durable=durable)
 
     def _write_new(self, folder: Folder, name: str, data: bytes | Callable[[int], None],
@@ -941,6 +941,12 @@ class _WritersLock:
             status = self.folder.lstat(self.name)
             owner = f" (it belongs to {user_name(status.st_uid)}, mode " \
                 f"{stat.S_IMODE(status.st_mode):04o})" if status is not None else ""
+            if status is not None and like.mode & ~stat.S_IMODE(status.st_mode):
+                # The data file was opened up after its lock was made (chmod 0660 to share
+                # it): only the lock's owner or root may bring it in line.
+                owner += (f"; the data file grants more (mode {self.like_data.mode:04o}): "
+                          f"one write by {user_name(status.st_uid)} or root brings the "
+                          "files beside it in line")
             raise ConfigurationError(f"cannot take the lock: {exc.strerror}{owner}",
                                      path=self.where) from None
         except ConfigurationError:

@@ -68,9 +68,10 @@ class Ownership:
         return cls(status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode) & 0o666)
 
     @classmethod
-    def private(cls) -> Ownership:
-        """The running user's, 0600: for files written before any data file exists."""
-        return cls(os.geteuid(), os.getegid(), PRIVATE_MODE)
+    def private(cls, gid: int | None = None) -> Ownership:
+        """The running user's, 0600: for files written before any data file exists
+        (with group ``gid`` when given, else the user's own)."""
+        return cls(os.geteuid(), os.getegid() if gid is None else gid, PRIVATE_MODE)
 
     def for_lock(self) -> Ownership:
         """The lock's bits: a class that cannot write the data file gets nothing at all.
@@ -184,6 +185,17 @@ class Folder:
     def names(self) -> list[str]:
         return os.listdir(self.fd)
 
+    def ownership_for(self, data_name: str) -> Ownership:
+        """What a new file here takes: the data file ``data_name``'s ownership when a
+        regular file is there; else the running user's, 0600, with the folder's group if
+        the folder is setgid (as the kernel gives it), so that a shared group folder
+        needs only ``chmod 0660`` on the new data file to share it."""
+        status = self.lstat(data_name)
+        if status is not None and stat.S_ISREG(status.st_mode):
+            return Ownership.of(status)
+        folder = os.fstat(self.fd)
+        return Ownership.private(folder.st_gid if folder.st_mode & stat.S_ISGID else None)
+
     # -- opening ----------------------------------------------------------------------------
     def subfolder(self, name: str, *, create_like: Ownership | None = None) -> Folder:
         """The folder ``name`` in this one, never followed through a symlink (ELOOP then).
@@ -255,7 +267,7 @@ class Folder:
             try:
                 if vet is not None:
                     vet(os.fstat(fd))
-                self._conform(fd, name, like)
+                self.conform(fd, name, like)
             except BaseException:
                 os.close(fd)
                 raise
@@ -309,7 +321,8 @@ class Folder:
             os.close(fd)
             raise not_a_file(mode, self.where(name))
 
-    def _conform(self, fd: int, name: str, like: Ownership) -> None:
+    def conform(self, fd: int, name: str, like: Ownership) -> None:
+        """Give the open file ``name`` ``like``'s ownership, if this user may change it."""
         status = os.fstat(fd)
         if os.geteuid() != 0 and status.st_uid != os.geteuid():
             return  # another user's file: theirs to keep right (the lock checks it)

@@ -156,6 +156,31 @@ def test_a_sudo_write_never_locks_the_owner_out(users: Users, shared: Path) -> N
         assert status.st_gid == users.group and stat.S_IMODE(status.st_mode) == 0o660
 
 
+def test_a_new_data_file_in_a_group_folder_keeps_its_group_and_is_private(
+        users: Users, shared: Path) -> None:
+    data = group_folder(users, shared)
+    data.unlink()  # the folder (setgid, group mb-ops) has no data file yet
+    made = users.owner.run(as_user(["init"], data))
+    assert made.returncode == 0, made.stderr
+    assert users.owner.run(as_user(["set", "openai", "gpt-4o"], data)).returncode == 0
+    for name in (NAME, f"{NAME}.lock", "models.history.jsonl"):
+        status = (data.parent / name).stat()
+        assert status.st_gid == users.group, name  # the folder's group, as the kernel gives
+        assert stat.S_IMODE(status.st_mode) & 0o077 == 0, name  # and nobody else's access
+    refused = users.member.run(as_user(["set", "openai", "o3"], data))
+    assert refused.returncode != 0
+    # Sharing it: chmod the data file; the member is told who brings the lock in line.
+    data.chmod(0o660)
+    waiting = users.member.run(as_user(["set", "openai", "o3"], data))
+    assert waiting.returncode == 1
+    assert "one write by mb-owner or root brings the files beside it in line" in \
+        one_line(waiting.stderr)
+    assert users.owner.run(as_user(["set", "openai", "gpt-4.1"], data)).returncode == 0
+    shared_write = users.member.run(as_user(["set", "openai", "o3"], data))
+    assert shared_write.returncode == 0, shared_write.stderr
+    assert json.loads(data.read_text())["openai"]["model_name"] == "o3"
+
+
 def test_sidecars_grant_others_nothing_the_data_file_does_not(
         users: Users, shared: Path) -> None:
     data = group_folder(users, shared, mode=0o640)   # the group may read, not write
