@@ -60,7 +60,9 @@ class Modelboard:
         folder = self.file.parent
         if not folder.exists():
             return {}
-        return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+        # A lock file counts only as there: its content says who held it last.
+        return {path.name: b"(lock)" if path.name.endswith(".lock") else path.read_bytes()
+                for path in sorted(folder.iterdir())}
 
 
 def selection(model: str, *, editable: bool = True, by: str | None = "alice@ops",
