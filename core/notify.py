@@ -222,11 +222,13 @@ class Notifier:
             while not stop.is_set():
                 try:
                     leads = self.elector.try_lead()
-                    self._said.pop("election", None)
+                    if self._said.pop("election", None) is not None:
+                        said_standby = False  # the refusal is over: say who delivers now
                 except (ModelboardError, OSError) as exc:
                     self._say_once("election", f"cannot take part in the election: {exc}; "
                                    "trying again")
                     leads = False
+                    said_standby = True  # the refusal is said; no one is known to deliver
                 if leads and not self.leading.is_set():
                     self.say(f"delivering the revisions of {self.store.location} "
                              f"(the elected notifier; {len(self.config.targets)} target"

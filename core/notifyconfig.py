@@ -21,22 +21,27 @@
     command = "/usr/local/bin/post-to-slack"
 
 A file that is not valid is refused whole, in one line naming the file, the line and
-the key; nothing is delivered on half a configuration.
+the key; nothing is delivered on half a configuration. Its hooks run as whoever runs
+the notifier (root, often), so a file another user could change is refused too, as
+sudo and sshd refuse theirs: see :func:`check_trusted`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigurationError
+from .safefiles import read_regular_file, user_name
 
-__all__ = ["SECRET_PREFIX", "NotifyConfig", "Target", "load_notify_config"]
+__all__ = ["SECRET_PREFIX", "NotifyConfig", "Target", "load_notify_config", "untrusted"]
 
 SECRET_PREFIX = "whsec_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -47,6 +52,8 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
 }
 _ENDPOINT_KEYS = ("name", "url", "secrets", "secret", "timeout")
 _HOOK_KEYS = ("name", "command", "timeout")
+#: The largest configuration read (a few endpoints and hooks take a few kilobytes).
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,8 @@ class _Where:
 def load_notify_config(path: Path) -> NotifyConfig:
     """Read and check the whole file; ConfigurationError (file, line, key) if anything is off."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_CONFIG_BYTES,
+                                vet=lambda status: check_trusted(path, status))
     except FileNotFoundError:
         raise ConfigurationError("no such notify configuration file", path=str(path)) from None
     except OSError as exc:
@@ -136,6 +144,61 @@ def load_notify_config(path: Path) -> NotifyConfig:
                                  line=int(found.group(1)) if found else None,
                                  column=int(found.group(2)) if found else None) from None
     return _parse(data, _Where(path, text))
+
+
+def untrusted(status: os.stat_result, *, folder: bool) -> str | None:
+    """Who besides the running user and root may change this file or folder, if anyone."""
+    if status.st_uid not in (0, os.geteuid()):
+        return f"is owned by {user_name(status.st_uid)}"
+    mode = stat.S_IMODE(status.st_mode)
+    if folder and mode & stat.S_ISVTX:
+        return None  # like /tmp: others may add names, not replace this user's
+    if mode & 0o002:
+        return f"is writable by every user (mode {mode:04o})"
+    if mode & 0o020:
+        return f"is writable by the group {_group_name(status.st_gid)} (mode {mode:04o})"
+    return None
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def check_trusted(path: Path, status: os.stat_result) -> None:
+    """Refuse a configuration that a user other than the running one or root could change.
+
+    Its hooks are commands run as the notifier's user. The file must be owned by that
+    user or root and writable by neither its group nor others; so must every folder on
+    its way (after symlinks), except that a sticky one (``/tmp``) may be open to all; a
+    symlink on the way must be the running user's or root's.
+    """
+    why = untrusted(status, folder=False)
+    if why is not None:
+        raise ConfigurationError(f"{why}; its hooks would run as you: refusing it (make it "
+                                 "yours or root's, chmod go-w)", path=str(path))
+    absolute = Path(os.path.abspath(path))
+    for step in (absolute, *absolute.parents):
+        try:
+            link = os.lstat(step)
+        except OSError:
+            continue
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (0, os.geteuid()):
+            raise ConfigurationError(f"is reached through {step}, a symlink owned by "
+                                     f"{user_name(link.st_uid)}: refusing it", path=str(path))
+    for folder in Path(os.path.realpath(path)).parents:
+        try:
+            why = untrusted(os.stat(folder), folder=True)
+        except OSError:
+            continue
+        if why is not None:
+            raise ConfigurationError(f"is in {folder}, which {why}: "
+                                     "others could replace it, and its hooks would run as "
+                                     "you: refusing it", path=str(path))
 
 
 def _number(where: _Where, key: str, value: Any, table: str | None = None,

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 from .backend import Backend
 from .errors import BackendUnavailableError, ConfigurationError
-from .safefiles import Folder, Ownership
+from .notifyconfig import untrusted
+from .safefiles import Folder, Ownership, user_name
 
 __all__ = ["Elector", "NotifyState", "TargetState", "state_for"]
 
@@ -116,6 +117,24 @@ def now_text() -> str:
 
 
 # -- files ---------------------------------------------------------------------------------
+def _vet_for(like: Ownership, folder: Folder, name: str, what: str) -> Any:
+    """A ``vet`` refusing a file at ``name`` whose owner could not write the data file.
+
+    Such a file was planted (in a folder others may write, like ``/tmp``): a cursor or
+    ``disabled`` mark in it would silence deliveries, a lock held through it would hold
+    off the deliverer, a log would be read by its planter. Without a data file beside
+    (``state_dir``), only the running user's or root's files are taken.
+    """
+    def vet(status: os.stat_result) -> None:
+        if status.st_uid in (os.geteuid(), 0) or like.can_write(status.st_uid):
+            return
+        raise ConfigurationError(
+            f"is owned by {user_name(status.st_uid)}, who cannot write the data file; "
+            f"refusing to use it as {what} (its owner or root can remove it)",
+            path=folder.where(name))
+    return vet
+
+
 class FileNotifyState:
     """The state of a file store's notifiers: files beside the data file (or in a folder)."""
 
@@ -137,35 +156,52 @@ class FileNotifyState:
             return Ownership.of(status)
         return Ownership.private()
 
-    def _open_folder(self, *, create: bool = False) -> Folder:
+    def _open_folder(self, *, create: bool = False) -> Folder | None:
+        """The state's folder; None if it is missing and not to be created."""
         try:
-            return Folder(self.folder)
+            folder = Folder(self.folder)
         except FileNotFoundError:
-            if not create or (self.data_file is not None
-                              and self.folder == self.data_file.parent):
+            if not create:
+                return None
+            if self.data_file is not None and self.folder == self.data_file.parent:
                 raise ConfigurationError("no such folder", path=str(self.folder)) from None
-        try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create the state folder: {exc.strerror}",
-                                     path=str(self.folder)) from None
-        return Folder(self.folder)
+            try:
+                os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot create the state folder: {exc.strerror}",
+                                         path=str(self.folder)) from None
+            folder = Folder(self.folder)
+        if self.data_file is None or self.folder != self.data_file.parent:
+            # A state_dir: another user who may change it could delete or replace cursors.
+            why = untrusted(os.fstat(folder.fd), folder=True)
+            if why is not None:
+                folder.close()
+                raise ConfigurationError(f"{why}; refusing it as the notifier's state_dir "
+                                         "(make it yours or root's, chmod go-w)",
+                                         path=str(self.folder))
+        return folder
+
+    def _folder(self) -> Folder:
+        folder = self._open_folder(create=True)
+        assert folder is not None
+        return folder
 
     def _name(self, target: str) -> str:
         return f"{self.prefix}{target}.json"
 
     def read(self, name: str) -> TargetState:
-        try:
-            folder = self._open_folder()
-        except ConfigurationError:
+        folder = self._open_folder()
+        if folder is None:
             return TargetState()
         with folder:
-            return TargetState.from_bytes(folder.read(self._name(name), _RECORD_LIMIT),
+            vet = _vet_for(self._like(folder), folder, self._name(name), "a notifier's state")
+            return TargetState.from_bytes(folder.read(self._name(name), _RECORD_LIMIT,
+                                                      vet=vet),
                                           folder.where(self._name(name)))
 
     def write(self, name: str, state: TargetState) -> None:
         data = json.dumps(state.to_json(), sort_keys=True, ensure_ascii=False).encode() + b"\n"
-        with self._open_folder(create=True) as folder:
+        with self._folder() as folder:
             _replace(folder, self._name(name), data, self._like(folder))
 
     @property
@@ -174,18 +210,23 @@ class FileNotifyState:
 
     def log(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-        with self._open_folder(create=True) as folder:
+        with self._folder() as folder:
             like = self._like(folder)
+            vet = _vet_for(like, folder, self._log_name, "the delivery log")
             if self._logged is None:
-                old = folder.read(self._log_name, _LOG_LIMIT)
+                old = folder.read(self._log_name, _LOG_LIMIT, vet=vet)
                 self._logged = old.count(b"\n") if old else 0
             if self._logged >= self.log_lines:
                 # Keep the newest half: the log stays bounded, and trimming is rare.
-                old = folder.read(self._log_name, _LOG_LIMIT) or b""
+                old = folder.read(self._log_name, _LOG_LIMIT, vet=vet) or b""
                 kept = old.splitlines(keepends=True)[-(self.log_lines // 2):]
                 _replace(folder, self._log_name, b"".join(kept), like)
                 self._logged = len(kept)
-            fd = folder.open_append(self._log_name, like)
+            try:
+                fd = folder.open_append(self._log_name, like, vet=vet)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot write: {exc.strerror}",
+                                         path=folder.where(self._log_name)) from None
             try:
                 _write_all(fd, line)
             finally:
@@ -193,12 +234,12 @@ class FileNotifyState:
             self._logged += 1
 
     def read_log(self, limit: int) -> list[dict[str, Any]]:
-        try:
-            folder = self._open_folder()
-        except ConfigurationError:
+        folder = self._open_folder()
+        if folder is None:
             return []
         with folder:
-            data = folder.read(self._log_name, _LOG_LIMIT) or b""
+            data = folder.read(self._log_name, _LOG_LIMIT, vet=_vet_for(
+                self._like(folder), folder, self._log_name, "the delivery log")) or b""
         records = []
         for line in data.splitlines()[-limit:]:
             with contextlib.suppress(ValueError):
@@ -234,10 +275,13 @@ class FileElector:
                             "it again", self.where)
                 self.release()
             status = folder.lstat(self.data_name)
-            like = (Ownership.of(status) if status is not None and stat.S_ISREG(status.st_mode)
-                    else Ownership.private()).for_lock()
+            data_like = (Ownership.of(status)
+                         if status is not None and stat.S_ISREG(status.st_mode)
+                         else Ownership.private())
+            vet = _vet_for(data_like, folder, self.name, "the notifier's lock")
             try:
-                fd = folder.open_or_create(self.name, like, os.O_RDWR)
+                fd = folder.open_or_create(self.name, data_like.for_lock(), os.O_RDWR,
+                                           vet=vet)
             except OSError as exc:
                 raise ConfigurationError(f"cannot open the notifier's lock: {exc.strerror}",
                                          path=self.where) from None

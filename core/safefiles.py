@@ -275,15 +275,18 @@ class Folder:
         raise ConfigurationError("keeps appearing and disappearing; nothing was written",
                                  path=self.where(name))
 
-    def open_append(self, name: str, like: Ownership) -> int:
+    def open_append(self, name: str, like: Ownership, *,
+                    vet: Callable[[os.stat_result], None] | None = None) -> int:
         """An append-only descriptor on ``name``, created (as ``like``) when missing."""
-        return self.open_or_create(name, like, os.O_WRONLY | os.O_APPEND)
+        return self.open_or_create(name, like, os.O_WRONLY | os.O_APPEND, vet=vet)
 
-    def read(self, name: str, limit: int) -> bytes | None:
+    def read(self, name: str, limit: int, *,
+             vet: Callable[[os.stat_result], None] | None = None) -> bytes | None:
         """The whole of ``name``, or None if it is missing; never more than ``limit`` bytes.
 
         A bigger file is refused with one line, after reading at most ``limit`` + 1
-        bytes (``/dev/zero`` is refused before any, being a device).
+        bytes (``/dev/zero`` is refused before any, being a device). ``vet``, when
+        given, sees the file's status first and may refuse it (raise).
         """
         try:
             fd = self.open(name)
@@ -293,6 +296,8 @@ class Folder:
         if fd is None:
             return None
         try:
+            if vet is not None:
+                vet(os.fstat(fd))
             return read_bounded(fd, limit, self.where(name))
         finally:
             os.close(fd)
@@ -386,15 +391,19 @@ def not_a_file(mode: int, where: str, *, owner: int | None = None) -> Configurat
                               "to use it", path=where)
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
+def read_regular_file(path: Path, limit: int, *,
+                      vet: Callable[[os.stat_result], None] | None = None) -> bytes:
     """The bytes of a file an operator named (a catalog): a symlink to it is followed,
     but a FIFO, socket or device is refused without blocking, and so is a file over
-    ``limit`` bytes. FileNotFoundError and other OSErrors are raised as they are."""
+    ``limit`` bytes. ``vet``, when given, sees the opened file's status and may refuse
+    it (raise). FileNotFoundError and other OSErrors are raised as they are."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise not_a_file(mode, str(path))
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise not_a_file(status.st_mode, str(path))
+        if vet is not None:
+            vet(status)
         return read_bounded(fd, limit, str(path))
     finally:
         os.close(fd)
