@@ -274,14 +274,9 @@ class FileElector:
                 log.warning("%s: the notifier's lock file was removed or replaced; taking "
                             "it again", self.where)
                 self.release()
-            status = folder.lstat(self.data_name)
-            data_like = (Ownership.of(status)
-                         if status is not None and stat.S_ISREG(status.st_mode)
-                         else Ownership.private())
-            vet = _vet_for(data_like, folder, self.name, "the notifier's lock")
             try:
-                fd = folder.open_or_create(self.name, data_like.for_lock(), os.O_RDWR,
-                                           vet=vet)
+                fd = folder.open_or_create(self.name, self._data_like(folder).for_lock(),
+                                           os.O_RDWR, vet=self._vet(folder))
             except OSError as exc:
                 raise ConfigurationError(f"cannot open the notifier's lock: {exc.strerror}",
                                          path=self.where) from None
@@ -302,14 +297,29 @@ class FileElector:
             self._fd = fd
             return True
 
+    def _data_like(self, folder: Folder) -> Ownership:
+        status = folder.lstat(self.data_name)
+        return (Ownership.of(status) if status is not None and stat.S_ISREG(status.st_mode)
+                else Ownership.private())
+
+    def _vet(self, folder: Folder) -> Any:
+        return _vet_for(self._data_like(folder), folder, self.name, "the notifier's lock")
+
     def holder(self) -> str | None:
-        """The holder's record, if the lock is held now (a dead holder's record is stale)."""
+        """The holder's record, if the lock is held now (a dead holder's record is stale).
+
+        None too for a lock file that :meth:`try_lead` refuses (a planted one)."""
         try:
             with Folder(self.folder) as folder:
                 fd = folder.open(self.name)
+                if fd is None:
+                    return None
+                try:
+                    self._vet(folder)(os.fstat(fd))
+                except ConfigurationError:
+                    os.close(fd)
+                    return None
         except (ConfigurationError, OSError):
-            return None
-        if fd is None:
             return None
         try:
             if self._fd is None:

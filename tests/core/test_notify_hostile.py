@@ -162,6 +162,10 @@ def test_a_planted_lock_is_refused_not_taken_for_a_deliverer(
         assert "mb-other" in text and str(lock) in text
         assert "standing by" not in text          # mb-other's record is not believed
         assert os.stat(lock).st_uid == users.other.uid   # root did not take the file over
+        config = tmp_path / "notify.toml"
+        shown = modelboard("notify", "--config", str(config), "--status", "--json", file=data)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["deliverer"] is None   # not mb-other's forged line
     finally:
         notifier.stop()
         holder.kill()
@@ -202,7 +206,7 @@ def test_a_planted_delivery_log_gets_nothing(users: Users, shared: Path, tmp_pat
 
 
 def test_a_state_dir_others_can_change_is_refused(users: Users, shared: Path) -> None:
-    folder, data = sticky_store(shared)
+    _folder, data = sticky_store(shared)
     state = shared / "notify-state"
     state.mkdir()
     os.chown(state, users.owner.uid, users.group)   # mb-owner's: it may delete root's cursors
