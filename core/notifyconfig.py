@@ -41,7 +41,8 @@ from typing import Any, Literal
 from .errors import ConfigurationError
 from .safefiles import read_regular_file, user_name
 
-__all__ = ["SECRET_PREFIX", "NotifyConfig", "Target", "load_notify_config", "untrusted"]
+__all__ = ["SECRET_PREFIX", "NotifyConfig", "Target", "foreign_link", "load_notify_config",
+           "untrusted"]
 
 SECRET_PREFIX = "whsec_"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -169,6 +170,20 @@ def _group_name(gid: int) -> str:
         return f"gid {gid}"
 
 
+def foreign_link(path: Path) -> str | None:
+    """``is reached through L, a symlink owned by U`` if a symlink on the way to ``path``
+    belongs to a user other than the running one or root (who could point it elsewhere)."""
+    absolute = Path(os.path.abspath(path))
+    for step in (absolute, *absolute.parents):
+        try:
+            status = os.lstat(step)
+        except OSError:
+            continue
+        if stat.S_ISLNK(status.st_mode) and status.st_uid not in (0, os.geteuid()):
+            return f"is reached through {step}, a symlink owned by {user_name(status.st_uid)}"
+    return None
+
+
 def check_trusted(path: Path, status: os.stat_result) -> None:
     """Refuse a configuration that a user other than the running one or root could change.
 
@@ -181,15 +196,9 @@ def check_trusted(path: Path, status: os.stat_result) -> None:
     if why is not None:
         raise ConfigurationError(f"{why}; its hooks would run as you: refusing it (make it "
                                  "yours or root's, chmod go-w)", path=str(path))
-    absolute = Path(os.path.abspath(path))
-    for step in (absolute, *absolute.parents):
-        try:
-            link = os.lstat(step)
-        except OSError:
-            continue
-        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (0, os.geteuid()):
-            raise ConfigurationError(f"is reached through {step}, a symlink owned by "
-                                     f"{user_name(link.st_uid)}: refusing it", path=str(path))
+    link = foreign_link(path)
+    if link is not None:
+        raise ConfigurationError(f"{link}: refusing it", path=str(path))
     for folder in Path(os.path.realpath(path)).parents:
         try:
             why = untrusted(os.stat(folder), folder=True)

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from .backend import Backend
 from .errors import BackendUnavailableError, ConfigurationError
-from .notifyconfig import untrusted
+from .notifyconfig import foreign_link, untrusted
 from .safefiles import Folder, Ownership, user_name
 
 __all__ = ["Elector", "NotifyState", "TargetState", "state_for"]
@@ -173,7 +173,7 @@ class FileNotifyState:
             folder = Folder(self.folder)
         if self.data_file is None or self.folder != self.data_file.parent:
             # A state_dir: another user who may change it could delete or replace cursors.
-            why = untrusted(os.fstat(folder.fd), folder=True)
+            why = foreign_link(self.folder) or untrusted(os.fstat(folder.fd), folder=True)
             if why is not None:
                 folder.close()
                 raise ConfigurationError(f"{why}; refusing it as the notifier's state_dir "

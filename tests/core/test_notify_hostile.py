@@ -206,7 +206,7 @@ def test_a_planted_delivery_log_gets_nothing(users: Users, shared: Path, tmp_pat
 
 
 def test_a_state_dir_others_can_change_is_refused(users: Users, shared: Path) -> None:
-    _folder, data = sticky_store(shared)
+    tmp, data = sticky_store(shared)
     state = shared / "notify-state"
     state.mkdir()
     os.chown(state, users.owner.uid, users.group)   # mb-owner's: it may delete root's cursors
@@ -223,3 +223,12 @@ def test_a_state_dir_others_can_change_is_refused(users: Users, shared: Path) ->
     state.chmod(0o750)                               # root's, the group may only read
     done = modelboard("notify", "--config", str(config), "--status", file=data)
     assert done.returncode == 0, done.stderr
+
+    # mb-other's symlink in /tmp to a folder of root's (think /etc): not followed there.
+    link = tmp / "notify-state"
+    made = users.other.run(["ln", "-s", str(state), str(link)])
+    assert made.returncode == 0, made.stderr
+    config = hook_config(shared / "notify.toml", shared / "proof",
+                         extra=f'state_dir = "{link}"')
+    done = modelboard("notify", "--config", str(config), "--status", file=data)
+    assert done.returncode != 0 and "symlink owned by mb-other" in one_line(done.stderr)
