@@ -153,7 +153,10 @@ class FileNotifyState:
             return Ownership.private()
         status = folder.lstat(self.data_file.name)
         if status is not None and stat.S_ISREG(status.st_mode):
-            return Ownership.of(status)
+            # The data file's owner, group and bits, but never others': the answers kept
+            # (a hook's last stderr line) may say more than the selections do.
+            like = Ownership.of(status)
+            return Ownership(like.uid, like.gid, like.mode & 0o660)
         return Ownership.private()
 
     def _open_folder(self, *, create: bool = False) -> Folder | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -232,3 +233,28 @@ def test_a_state_dir_others_can_change_is_refused(users: Users, shared: Path) ->
                          extra=f'state_dir = "{link}"')
     done = modelboard("notify", "--config", str(config), "--status", file=data)
     assert done.returncode != 0 and "symlink owned by mb-other" in one_line(done.stderr)
+
+
+def test_a_world_readable_store_keeps_its_delivery_answers_from_others(
+        users: Users, shared: Path, tmp_path: Path) -> None:
+    folder = shared / "etc-llm"
+    folder.mkdir(mode=0o755)
+    data = folder / NAME
+    assert modelboard("set", "openai", "gpt-4o", file=data).returncode == 0
+    data.chmod(0o644)                      # everyone may read the selections
+    config = tmp_path / "notify.toml"
+    config.write_text('start = "oldest"\nbackoff_initial = 0.05\nbackoff_max = 0.2\n'
+                      '[[hook]]\nname = "slack"\ncommand = "echo curl: '
+                      'https://hooks.example/T0/B0/TOKEN123 failed >&2; exit 1"\n')
+    config.chmod(0o600)
+    notifier = Notifier(data, config, tmp_path / "notifier.log")
+    log = folder / "models.notify.log.jsonl"
+    record = folder / "models.notify.slack.json"
+    try:
+        wait_for(lambda: log.exists() and b"TOKEN123" in log.read_bytes(), what="an attempt")
+    finally:
+        notifier.stop()
+    for path in (log, record):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+        peek = users.other.run(["cat", str(path)])
+        assert peek.returncode != 0 and "TOKEN123" not in peek.stdout
