@@ -53,7 +53,7 @@ from .history import (
     stamp_entries,
 )
 from .models import HistoryEntry, Selection
-from .safefiles import Folder, Ownership, read_bounded, user_name
+from .safefiles import Folder, Ownership, read_bounded, user_name, write_all
 
 __all__ = ["FileBackend"]
 
@@ -650,7 +650,7 @@ class FileBackend:
         if fd is not None:
             try:
                 if os.fstat(fd).st_nlink == 1:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                     os.ftruncate(fd, len(data))
                     return
             except OSError as exc:
@@ -704,7 +704,7 @@ class FileBackend:
             fd = folder.create(temp, like)
             try:
                 if isinstance(data, bytes):
-                    _write_all(fd, data)
+                    write_all(fd, data)
                 else:
                     data(fd)
                 if durable:
@@ -1080,7 +1080,7 @@ def _copier(source: int, size: int, where: str) -> Callable[[int], None]:
                 raise ConfigurationError(f"cannot read: {exc.strerror}", path=where) from None
             if not chunk:
                 break
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
             left -= len(chunk)
     return copy
 
@@ -1104,12 +1104,6 @@ def _holder_record() -> bytes:
         known = _holder_identity = (pid, whole[:-1])  # without its closing brace
     since = json.dumps(datetime.now(UTC).isoformat(timespec="seconds"))
     return f'{known[1]}, "since": {since}}}\n'.encode()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _when(moment: datetime | None) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BackendUnavailableError, ConfigurationError
-from .safefiles import Folder, Ownership
+from .safefiles import Folder, Ownership, write_all
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -273,9 +273,7 @@ class FileReportSink:
             out = folder.create(temp, self._like(path))
             try:
                 try:
-                    data = memoryview(report.to_bytes())
-                    while data:
-                        data = data[os.write(out, data):]
+                    write_all(out, report.to_bytes())
                 finally:
                     os.close(out)
                 folder.replace(temp, name)

@@ -59,6 +59,7 @@ from typing import Any
 from .errors import ConfigurationError
 from .fileformat import _selection_from_json, render_document, revision_of_bytes
 from .models import HistoryEntry, Selection
+from .safefiles import write_all
 
 __all__ = [
     "KEEP_SEGMENTS",
@@ -771,7 +772,7 @@ class HistoryFile:
             tail.size = os.fstat(tail.fd).st_size
         fd, start = tail.fd, tail.size
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         except OSError as exc:
             _cut_back(fd, start, self.path)
@@ -839,7 +840,7 @@ class HistoryFile:
         try:
             import gzip  # once per 64 MiB of history
 
-            _write_all(fd, gzip.compress(data, compresslevel=6, mtime=0))
+            write_all(fd, gzip.compress(data, compresslevel=6, mtime=0))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -923,16 +924,6 @@ def _read_all(fd: int, end: int) -> bytes:
         parts.append(chunk)
         position += len(chunk)
     return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is written; a write that makes no progress fails."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
 
 
 def _cut_back(fd: int, length: int, path: Path) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from .errors import ConfigurationError
 
 __all__ = ["Folder", "Ownership", "describe_kind", "read_bounded", "read_regular_file",
-           "replace_private_file"]
+           "replace_private_file", "write_all"]
 
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 #: What a file gets when there is no data file to copy from yet (the data file itself,
@@ -365,12 +365,7 @@ def replace_private_file(path: Path, data: bytes) -> None:
         fd = folder.create(temp, Ownership.private())
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    if written <= 0:
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    view = view[written:]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -389,6 +384,16 @@ def not_a_file(mode: int, where: str, *, owner: int | None = None) -> Configurat
     by = f" owned by {user_name(owner)}" if owner is not None and stat.S_ISLNK(mode) else ""
     return ConfigurationError(f"is {describe_kind(mode)}{by}, not a regular file; refusing "
                               "to use it", path=where)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written; a write that makes no progress fails."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def read_regular_file(path: Path, limit: int, *,

@@ -7,17 +7,18 @@ import textwrap
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ..extras import install_hint
-from ..notify import Notifier, enable, status
-from ..notifyconfig import NotifyConfig, load_notify_config
-from ..notifystate import Elector, NotifyState, state_for
 from ..opening import open_store, resolve_location
 from ..store import SelectionStore
 from ..text import escape, fit
 from .session import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Session, quiet_log
+
+if TYPE_CHECKING:
+    from ..notifyconfig import NotifyConfig
+    from ..notifystate import Elector, NotifyState
 
 __all__ = ["cmd_notify"]
 
@@ -30,12 +31,19 @@ def _open(session: Session, config: NotifyConfig) -> tuple[SelectionStore, Notif
     with quiet_log(logging.CRITICAL):  # a bad file is said once, below
         store = open_store(location, catalog=session.catalog, actor=session.args.actor,
                            read_only=True, report=False)
+    from ..notifystate import state_for
+
     state, elector = state_for(store.backend, state_dir=config.state_dir,
                                log_lines=config.log_lines, lease_ms=config.lease_ms)
     return store, state, elector
 
 
 def cmd_notify(session: Session) -> int:
+    # The notifier (httpx, signing, email.utils for Retry-After dates) is imported only
+    # by this command: imported with the CLI, it was a sixth of `modelboard get`'s start.
+    from ..notify import enable, status
+    from ..notifyconfig import load_notify_config
+
     args = session.args
     config = load_notify_config(Path(args.config))
     if any(t.kind == "endpoint" for t in config.targets):
@@ -86,6 +94,8 @@ def _run(session: Session, store: SelectionStore, config: NotifyConfig, state: N
 
     if store.load_error is not None:
         say(f"{store.load_error}; delivering from the history meanwhile")
+    from ..notify import Notifier
+
     Notifier(store, config, state, elector, say=say).run(stopped)
     return exit_code[0]
 

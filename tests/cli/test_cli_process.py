@@ -37,10 +37,13 @@ def test_headless_commands_import_neither_textual_nor_rich(modelboard: Modelboar
                                                   "modelboard.core.cli"])
 
     assert outcome.code == 0 and outcome.out == "gpt-4o\n"
-    imported = {match.group(1).split(".")[0]
-                for match in re.finditer(r"^import time:.*\|\s+(\S+)$", outcome.err, re.M)}
+    modules = {match.group(1)
+               for match in re.finditer(r"^import time:.*\|\s+(\S+)$", outcome.err, re.M)}
+    imported = {module.split(".")[0] for module in modules}
     assert "modelboard" in imported  # the report is really there
     assert not imported & {"textual", "rich", "jsonschema", "referencing"}, sorted(imported)
+    # Nor what only one other command needs (the notifier: httpx, signing, date parsing).
+    assert not modules & {"modelboard.core.notify", "httpx", "email.utils"}, sorted(modules)
 
 
 def test_usage_errors_exit_2_with_one_line(modelboard: Modelboard) -> None:
