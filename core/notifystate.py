@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from .backend import Backend
 from .errors import BackendUnavailableError, ConfigurationError
 from .notifyconfig import foreign_link, untrusted
-from .safefiles import Folder, Ownership, user_name
+from .safefiles import Folder, Ownership, user_name, write_all
 
 __all__ = ["Elector", "NotifyState", "TargetState", "state_for"]
 
@@ -231,7 +231,7 @@ class FileNotifyState:
                 raise ConfigurationError(f"cannot write: {exc.strerror}",
                                          path=folder.where(self._log_name)) from None
             try:
-                _write_all(fd, line)
+                write_all(fd, line)
             finally:
                 os.close(fd)
             self._logged += 1
@@ -346,35 +346,13 @@ class FileElector:
             os.close(fd)  # closing drops the flock
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
-
-
 def _replace(folder: Folder, name: str, data: bytes, like: Ownership) -> None:
-    """Write ``data`` to a new file in ``folder``, fsync it, rename it over ``name``, sync."""
-    temp = f".{name}.tmp-{secrets.token_hex(8)}"
+    """``folder.replace_with``, its failure said in one line naming the file."""
     try:
-        fd = folder.create(temp, like)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        folder.replace(temp, name)
-        temp = ""
-        folder.fsync()
+        folder.replace_with(name, data, like)
     except OSError as exc:
         raise ConfigurationError(f"cannot write: {exc.strerror}",
                                  path=folder.where(name)) from None
-    finally:
-        if temp:
-            with contextlib.suppress(OSError):
-                folder.unlink(temp)
 
 
 # -- Redis ---------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -303,6 +302,25 @@ class Folder:
             os.close(fd)
 
     # -- changing ---------------------------------------------------------------------------
+    def replace_with(self, name: str, data: bytes, like: Ownership) -> None:
+        """Replace ``name`` with ``data`` durably: a temporary file created exclusively with
+        ``like``'s ownership, written, fsynced, renamed over ``name`` (a symlink there is
+        replaced, not followed), then the folder fsynced. OSError as is; no temp is left."""
+        temp = f".{name}.tmp-{os.urandom(8).hex()}"
+        fd = self.create(temp, like)
+        try:
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.replace(temp, name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.unlink(temp)
+            raise
+        self.fsync()
+
     def replace(self, source: str, target: str) -> None:
         """Rename ``source`` over ``target``, both in this folder (OSError as is)."""
         os.replace(source, target, src_dir_fd=self.fd, dst_dir_fd=self.fd)
@@ -354,27 +372,13 @@ class Folder:
 def replace_private_file(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` durably, through :class:`Folder`'s safe primitives.
 
-    A temporary file in the same folder (created exclusively, never through a link, mode
-    0600), written, fsynced, renamed over ``path`` (a symlink there is replaced, not
-    followed), then the folder fsynced. The folder is created (0700) when missing. What a
-    cache beside no data file needs (the Redis backend's local copy); OSError as is.
+    The folder is created (0700) when missing and the file is 0600 (see
+    :meth:`Folder.replace_with`). What a cache beside no data file needs (the Redis
+    backend's local copy); OSError as is.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with Folder(path.parent) as folder:
-        temp = f".{path.name}.tmp-{secrets.token_hex(8)}"
-        fd = folder.create(temp, Ownership.private())
-        try:
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            folder.replace(temp, path.name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                folder.unlink(temp)
-            raise
-        folder.fsync()
+        folder.replace_with(path.name, data, Ownership.private())
 
 
 def not_a_file(mode: int, where: str, *, owner: int | None = None) -> ConfigurationError:
