@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from .catalog_data import BUNDLED_PROVIDERS
 from .errors import ConfigurationError, ValidationError
@@ -17,6 +17,7 @@ from .safefiles import read_regular_file
 
 __all__ = ["MAX_CATALOG_BYTES", "Catalog", "ProviderSpec"]
 
+_T = TypeVar("_T")
 #: A catalog file bigger than this is refused (the bundled one is a few kilobytes).
 MAX_CATALOG_BYTES = 16 * 1024 * 1024
 
@@ -152,6 +153,15 @@ class Catalog(Mapping[str, ProviderSpec]):
     # -- Mapping ------------------------------------------------------------------------
     def __getitem__(self, provider: str) -> ProviderSpec:
         return self._providers[provider]
+
+    @overload
+    def get(self, provider: str, /) -> ProviderSpec | None: ...
+    @overload
+    def get(self, provider: str, /, default: ProviderSpec | _T) -> ProviderSpec | _T: ...
+
+    def get(self, provider: str, /, default: object = None) -> object:
+        # The dict's own get: Mapping.get goes through __getitem__ and a KeyError.
+        return self._providers.get(provider, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._providers)

@@ -20,6 +20,7 @@ __all__ = [
     "Selection",
     "Snapshot",
     "check_name",
+    "names_are_valid",
     "utc_now",
 ]
 
@@ -56,6 +57,15 @@ def check_name(kind: str, value: object) -> str:
                 raise ValidationError(
                     f"{kind} name {value!r} contains the {what} character U+{ord(char):04X}")
     return value
+
+
+def names_are_valid(names: list[str]) -> bool:
+    """True if ``check_name`` accepts every one of ``names`` (strings), in a few C-speed
+    passes instead of a call per name: for loading thousands at once. When it says False,
+    ``check_name`` on each says which one is wrong and why."""
+    return (all(names) and max(map(len, names), default=0) <= MAX_NAME_LENGTH
+            and "".join(names).isprintable()  # printable iff every character is
+            and list(map(str.strip, names)) == names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ writers' lock (flock, without filelock's bookkeeping) still excludes filelock us
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -88,6 +89,59 @@ def test_the_fast_parse_gives_exactly_what_the_located_parse_gives(
         edited = document[:position] + edit + document[position + cut:]
         assert outcome(parse_document, edited) == outcome(located, edited)
     assert outcome(parse_document, document) == outcome(located, document)
+
+
+#: Values an entry's field may hold in a file edited by hand: right and wrong types, names
+#: check_name refuses (empty, spaces around, control characters, too long), and times.
+FIELD_VALUES = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-1, 1)
+                | st.text(max_size=8) | st.lists(st.integers(), max_size=2)
+                | st.sampled_from(["", " gpt-4o", "gpt-4o ", "o\x00", "o\u202e", "x" * 200,
+                                   "x" * 201, "2026-01-02T03:04:05+00:00", "2026-01-02",
+                                   "2026-13-01T00:00:00", "yesterday"]))
+FIELDS = ["model_name", "editable", "last_updated", "updated_by", "lock_reason", "newer_field"]
+GOOD_ENTRIES = st.fixed_dictionaries(
+    {"model_name": st.sampled_from(["gpt-4o", "m\"x", "é-model"])},
+    optional={"editable": st.booleans(),
+              "last_updated": st.sampled_from([None, "", "2026-01-02T03:04:05+00:00"]),
+              "updated_by": st.sampled_from([None, "ops"]),
+              "lock_reason": st.sampled_from([None, "pinned"])})
+NAMES = st.text(max_size=6) | st.sampled_from(
+    ["", " p", "p ", "p\t", "p\x1b[31m", "p\u202e", "p\u2028", "q" * 200, "q" * 201, "a b"])
+
+
+@st.composite
+def hand_edited_documents(draw: st.DrawFn) -> dict[str, object]:
+    """Good entries as modelboard writes them, at most one of them changed by hand: a
+    field set to any value, the entry replaced by one, a provider or model name of any kind."""
+    document: dict[str, object] = draw(st.dictionaries(
+        st.sampled_from(["openai", "p1", "p2", "ünï"]), GOOD_ENTRIES, min_size=1, max_size=4))
+    provider = draw(st.sampled_from(sorted(document)))
+    how = draw(st.sampled_from(["none", "field", "entry", "name", "model"]))
+    if how == "field":
+        entry = dict(document[provider])  # type: ignore[call-overload]
+        entry[draw(st.sampled_from(FIELDS))] = draw(FIELD_VALUES)
+        document[provider] = entry
+    elif how == "entry":
+        document[provider] = draw(FIELD_VALUES)
+    elif how == "name":
+        document[draw(NAMES)] = document.pop(provider)
+    elif how == "model":
+        document[provider] = {**document[provider], "model_name": draw(NAMES)}  # type: ignore[dict-item]
+    return document
+
+
+@settings(max_examples=500, deadline=None)
+@given(hand_edited_documents())
+def test_every_entry_is_judged_by_the_fast_parse_as_by_the_located_parse(
+        document: dict[str, object]) -> None:
+    # The fast parse takes the usual entries in one tight loop and the names all at
+    # once; whatever it builds or refuses, the entry-by-entry parse must too.
+    data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    expected = outcome(located, data)
+    assert outcome(parse_document, data) == expected
+    rendered = parse_rendered(data)  # the way for a file as modelboard wrote it
+    assert (rendered is None if expected[0] == "error" else list(rendered.items())
+            == expected[1])
 
 
 @settings(max_examples=150, deadline=None)
