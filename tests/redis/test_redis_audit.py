@@ -14,6 +14,7 @@ import redis
 from redis_server import RedisServer
 
 from modelboard.core import open_store
+from modelboard.core.history import seal, seal_of
 
 CLI = [sys.executable, "-m", "modelboard.core.cli"]
 
@@ -125,6 +126,28 @@ def test_a_write_after_an_entry_added_by_hand_chains_onto_it(
     result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
     assert not result.ok and result.where == (f"{redis_key}:history", 6)
     assert result.problem.startswith("has no hash, though the lines before it are chained")
+
+
+def test_a_write_after_a_sealed_entry_added_by_hand_chains_onto_its_hash(
+        redis_url: str, redis_server: RedisServer, redis_key: str) -> None:
+    """The script reads the seal at the end of the stream's last entry, however long the
+    entry: a writer that missed a sealed entry chains onto that entry's hash and then
+    stores its change (it used to report the change as made and store nothing)."""
+    five_revisions(redis_url)
+    store = open_store(redis_url, actor="alice@ops")  # believes the chain ends at entry 5
+    client = redis_server.client()
+    head = seal_of(entries(client, redis_key)[-1])
+    assert head is not None
+    by_hand = seal({"action": "set", "note": "by hand " + "x" * 2000}, head)
+    client.xadd(f"{redis_key}:history", {"entry": by_hand})
+    store.set_model_selection("openai", "o3")
+    last = json.loads(entries(client, redis_key)[-1])
+    assert last["prev"] == seal_of(by_hand) and last["provider"] == "openai"
+    assert open_store(redis_url).get_model_selection("openai").model_name == "o3"
+    # The chain is whole through the hand-made entry: verify blames that entry, nothing after.
+    result = open_store(redis_url, read_only=True).backend.verify_history()  # type: ignore[attr-defined]
+    assert not result.ok and result.where == (f"{redis_key}:history", 6)
+    assert "revision number" in result.problem
 
 
 def test_rollbacks_on_redis_keep_the_chain_whole_and_round_trip(redis_url: str) -> None:
