@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import os
 import re
 import stat
@@ -52,12 +51,13 @@ from .history import (
     sealed_lines,
     stamp_entries,
 )
+from .logs import logger
 from .models import HistoryEntry, Selection
 from .safefiles import Folder, Ownership, read_bounded, user_name, write_all
 
 __all__ = ["FileBackend"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: Milliseconds between looks at the file events: a change is seen one to two steps after
 #: it happens, and an idle watcher wakes up once a step (see the README for what it costs).

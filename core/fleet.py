@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import os
 import sys
 import threading
@@ -43,6 +42,7 @@ from .fleetreports import (
     safe_id,
     sink_for,
 )
+from .logs import logger
 from .models import HistoryEntry
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ __all__ = [
     "summary",
 ]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: Seconds between heartbeats (``$MODELBOARD_HEARTBEAT_S`` overrides, e.g. in tests).
 HEARTBEAT_S = 5.0

@@ -46,7 +46,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import logging
 import os
 import re
 import stat
@@ -58,6 +57,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .fileformat import _selection_from_json, render_document, revision_of_bytes
+from .logs import logger
 from .models import HistoryEntry, Selection
 from .safefiles import write_all
 
@@ -77,7 +77,7 @@ __all__ = [
     "verify_chain",
 ]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 ROTATE_BYTES = 64 * 1024 * 1024
 KEEP_SEGMENTS = 8

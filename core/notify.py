@@ -20,7 +20,6 @@ import email.utils
 import hashlib
 import hmac
 import json
-import logging
 import os
 import random
 import signal
@@ -34,6 +33,7 @@ from typing import Any
 
 from .errors import ModelboardError
 from .history import Revision
+from .logs import logger
 from .notifyconfig import NotifyConfig, Target
 from .notifystate import Elector, NotifyState, TargetState, now_text
 from .store import SelectionStore
@@ -42,7 +42,7 @@ from .versions import revisions_after
 
 __all__ = ["Answer", "Notifier", "payload", "sign", "status", "webhook_id"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: The longest ``Retry-After`` honoured (a day): a typo there must not park a target for ever.
 RETRY_AFTER_MAX_S = 86400.0

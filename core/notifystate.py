@@ -22,7 +22,6 @@ import contextlib
 import errno
 import fcntl
 import json
-import logging
 import os
 import secrets
 import socket
@@ -34,12 +33,13 @@ from typing import Any, Protocol
 
 from .backend import Backend
 from .errors import BackendUnavailableError, ConfigurationError
+from .logs import logger
 from .notifyconfig import foreign_link, untrusted
 from .safefiles import Folder, Ownership, user_name, write_all
 
 __all__ = ["Elector", "NotifyState", "TargetState", "state_for"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 #: The longest record read back (a target's state, the lock's holder line).
 _RECORD_LIMIT = 64 * 1024

@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import random
 import threading
@@ -74,13 +73,14 @@ from .history import (
     stamp_entries,
     verify_chain,
 )
+from .logs import logger
 from .models import HistoryEntry, Selection
 from .safefiles import replace_private_file
 
 __all__ = ["DEFAULT_KEY", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisUnavailableError",
            "entry_value", "mask_password", "revision_of"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 DEFAULT_KEY = "modelboard"
 #: Entries kept in the history stream (older ones are trimmed, approximately).

@@ -9,7 +9,6 @@ unless they changed the same provider, which is a ConflictError.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import threading
@@ -33,6 +32,7 @@ from .errors import (
 )
 from .fileformat import render_document, revision_of_bytes
 from .history import Revision, Verification
+from .logs import logger
 from .models import (
     ChangeEvent,
     HistoryEntry,
@@ -48,7 +48,7 @@ from .text import strip_controls
 
 __all__ = ["UNSET", "Operation", "SelectionStore", "Transaction"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 Subscriber = Callable[[ChangeEvent], None]

@@ -23,17 +23,11 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from ..errors import ConflictError, LockedError, ModelboardError, NotFoundError
-from .completion import cmd_completion
-from .files import cmd_apply, cmd_migrate, cmd_validate
-from .fleet import cmd_fleet
-from .launch import cmd_serve, cmd_tui
-from .notify import cmd_notify
 from .output import Terminal, shown
 from .parser import build_parser
-from .reading import cmd_catalog, cmd_get, cmd_history, cmd_list
-from .recovery import cmd_init, cmd_restore
 from .session import (
     EXIT_INTERRUPTED,
     EXIT_REFUSED,
@@ -43,39 +37,45 @@ from .session import (
     with_preferences,
 )
 from .shapes import error_kind
-from .versions import cmd_audit, cmd_diff, cmd_log, cmd_rollback, cmd_show
-from .watch import cmd_watch
-from .writing import cmd_lock, cmd_remove, cmd_set, cmd_unlock
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "handler", "main"]
 
-COMMANDS: dict[str | None, Handler] = {
-    None: cmd_tui,
-    "tui": cmd_tui,
-    "list": cmd_list,
-    "get": cmd_get,
-    "set": cmd_set,
-    "lock": cmd_lock,
-    "unlock": cmd_unlock,
-    "remove": cmd_remove,
-    "apply": cmd_apply,
-    "validate": cmd_validate,
-    "history": cmd_history,
-    "watch": cmd_watch,
-    "catalog": cmd_catalog,
-    "migrate": cmd_migrate,
-    "fleet": cmd_fleet,
-    "restore": cmd_restore,
-    "init": cmd_init,
-    "serve": cmd_serve,
-    "completion": cmd_completion,
-    "log": cmd_log,
-    "show": cmd_show,
-    "diff": cmd_diff,
-    "rollback": cmd_rollback,
-    "audit": cmd_audit,
-    "notify": cmd_notify,
+#: command -> the module of this package that runs it and its handler, imported only for
+#: that command: ``modelboard get`` loads neither the writers, the fleet nor the webhooks.
+COMMANDS: dict[str | None, tuple[str, str]] = {
+    None: ("launch", "cmd_tui"),
+    "tui": ("launch", "cmd_tui"),
+    "list": ("reading", "cmd_list"),
+    "get": ("reading", "cmd_get"),
+    "set": ("writing", "cmd_set"),
+    "lock": ("writing", "cmd_lock"),
+    "unlock": ("writing", "cmd_unlock"),
+    "remove": ("writing", "cmd_remove"),
+    "apply": ("files", "cmd_apply"),
+    "validate": ("files", "cmd_validate"),
+    "history": ("reading", "cmd_history"),
+    "watch": ("watch", "cmd_watch"),
+    "catalog": ("reading", "cmd_catalog"),
+    "migrate": ("files", "cmd_migrate"),
+    "fleet": ("fleet", "cmd_fleet"),
+    "restore": ("recovery", "cmd_restore"),
+    "init": ("recovery", "cmd_init"),
+    "serve": ("launch", "cmd_serve"),
+    "completion": ("completion", "cmd_completion"),
+    "log": ("versions", "cmd_log"),
+    "show": ("versions", "cmd_show"),
+    "diff": ("versions", "cmd_diff"),
+    "rollback": ("versions", "cmd_rollback"),
+    "audit": ("versions", "cmd_audit"),
+    "notify": ("notify", "cmd_notify"),
 }
+
+
+def handler(command: str | None) -> Handler:
+    """The function that runs ``command``, its module imported now."""
+    module, name = COMMANDS[command]
+    found: Handler = getattr(import_module(f"{__name__}.{module}"), name)
+    return found
 
 
 def _error_text(error: ModelboardError, session: Session) -> str:
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = Session(args, terminal, preferences)
     try:
         with cli_logging(quiet=args.quiet, verbose=args.verbose):
-            return COMMANDS[args.command](session)
+            return handler(args.command)(session)
     except ModelboardError as error:
         return session.refuse(_error_text(error, session), kind=error_kind(error))
     except KeyboardInterrupt:

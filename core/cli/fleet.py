@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from ..fleet import Fleet, Reader, Waited, duration, summary, utc_now
@@ -11,29 +10,7 @@ from .output import table
 from .session import EXIT_OK, EXIT_REFUSED, Session
 from .shapes import reader_json, wait_json
 
-__all__ = ["DEFAULT_WAIT_S", "add_wait_option", "cmd_fleet", "finish_write", "wait_if_asked"]
-
-#: How long ``--wait`` alone waits for every reader.
-DEFAULT_WAIT_S = 10.0
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
-    return value
-
-
-def add_wait_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", nargs="?", const=DEFAULT_WAIT_S, type=_seconds,
-                        metavar="SECONDS",
-                        help="after the write, wait until every live reader serves it "
-                             f"(default {DEFAULT_WAIT_S:.0f} s; exit 1 naming those it "
-                             "did not reach)")
-
+__all__ = ["cmd_fleet", "finish_write", "wait_if_asked"]
 
 def _revision(revision: str) -> str:
     return revision[:6] + "…"

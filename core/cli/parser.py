@@ -7,7 +7,6 @@ import sys
 import textwrap
 from typing import Any, NoReturn
 
-from .fleet import add_wait_option
 from .output import to_json
 from .session import EXIT_USAGE
 from .shapes import error_json
@@ -75,6 +74,28 @@ class _ShowVersion(argparse.Action):
 
         print(f"modelboard {__version__}")
         parser.exit()
+
+
+#: How long ``--wait`` alone waits for every reader.
+DEFAULT_WAIT_S = 10.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
+    return value
+
+
+def _add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", nargs="?", const=DEFAULT_WAIT_S, type=_seconds,
+                        metavar="SECONDS",
+                        help="after the write, wait until every live reader serves it "
+                             f"(default {DEFAULT_WAIT_S:.0f} s; exit 1 naming those it "
+                             "did not reach)")
 
 
 def _port(text: str) -> int:
@@ -232,23 +253,23 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
                      help="refuse (exit 1) unless the current model is CURRENT "
                           "('' means: no model selected yet)")
     _add_reason(sub)
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("lock", "lock a provider's selection so nobody changes it")
     sub.add_argument("provider", help=_PROVIDER)
     sub.add_argument("--reason", metavar="TEXT",
                      help="why it is locked, shown to others and recorded in the history")
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("unlock", "unlock a provider's selection")
     sub.add_argument("provider", help=_PROVIDER)
     _add_reason(sub)
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("remove", "remove a provider's selection")
     sub.add_argument("provider", help=_PROVIDER)
     _add_reason(sub)
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("apply", "set several providers at once, all or nothing",
                   """\
@@ -259,7 +280,7 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
                      help="{\"provider\": \"model\", ...} or the full file form; '-' reads stdin")
     sub.add_argument("--dry-run", action="store_true",
                      help="show what would change and check it, write nothing")
-    add_wait_option(sub)
+    _add_wait_option(sub)
     _add_reason(sub)
 
     sub = command("validate", "check selections files, strict about the catalog",
@@ -299,7 +320,7 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     _add_reason(sub)
     sub.add_argument("--include-locked", action="store_true",
                      help="roll locked providers back too (their locks included)")
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("audit", "check the history's hash chain",
                   """\
@@ -331,7 +352,7 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
                   good write becomes the file again, with a history line for every
                   provider it changes. Writes refuse a missing file while the backup or
                   the history shows selections existed, and say to run this.""")
-    add_wait_option(sub)
+    _add_wait_option(sub)
 
     sub = command("init", "create an empty selections file, on purpose",
                   """

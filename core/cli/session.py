@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..catalog import Catalog
+from ..logs import forget, when_logging
 from ..opening import (
     CATALOG_ENV_VAR,
     ENV_VAR,
@@ -18,10 +16,17 @@ from ..opening import (
     resolve_location,
 )
 from ..preferences import Preferences, load_preferences
-from ..store import SelectionStore
 from ..text import escape
 from .output import Terminal, to_json
 from .shapes import error_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    import logging
+
+    from ..catalog import Catalog
+    from ..store import SelectionStore
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Handler", "Session",
            "cli_logging", "quiet_log", "with_preferences"]
@@ -31,10 +36,6 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 #: What a shell reports for a process stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
-
-# The package's logger, not this module's: the command line is an application and
-# decides where every core module's lines go (they all log under "modelboard.").
-log = logging.getLogger("modelboard")
 
 
 def with_preferences(args: argparse.Namespace) -> Preferences:
@@ -91,7 +92,7 @@ class Session:
     def open(self, *, read_only: bool, location: str | None = None) -> SelectionStore:
         """The store at ``location`` (default: the chosen one), load errors left to the caller."""
         # The store logs a bad file as it opens; the command reports it itself, once.
-        with quiet_log(logging.CRITICAL):
+        with quiet_log(_CRITICAL):
             return open_store(location or self.location, catalog=self.catalog,
                               actor=self.args.actor, read_only=read_only)
 
@@ -116,13 +117,15 @@ class Session:
 
 Handler = Callable[[Session], int]
 
+# logging's levels, named here so that a command that logs nothing never imports it.
+_NOTSET, _DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = 0, 10, 20, 30, 40, 50
 
-class _Threshold(logging.Filter):
-    """The CLI handler's level, raised for a while by ``quiet_log``."""
+
+class _Threshold:
+    """The CLI handler's level, raised for a while by ``quiet_log`` (a logging filter)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.floor = logging.NOTSET
+        self.floor = _NOTSET
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= self.floor
@@ -147,11 +150,6 @@ def quiet_log(level: int) -> Iterator[None]:
         _threshold.floor = saved
 
 
-class _CleanFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return escape(super().format(record))
-
-
 @contextmanager
 def cli_logging(*, quiet: int = 0, verbose: int = 0) -> Iterator[None]:
     """For one run: the core's log lines (a history line that could not be written) as
@@ -160,22 +158,43 @@ def cli_logging(*, quiet: int = 0, verbose: int = 0) -> Iterator[None]:
 
     Only the ``modelboard`` loggers are touched, never the root logger; and only for the
     run: the handler is removed and the ``modelboard`` logger's level and propagation are
-    put back afterwards, so a program that calls ``main()`` keeps its own logging.
+    put back afterwards, so a program that calls ``main()`` keeps its own logging. All of
+    it happens when logging is in use (see ``core.logs``): a run that logs nothing does
+    not import it.
     """
-    level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1
-             else logging.INFO if verbose else logging.WARNING)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_CleanFormatter("modelboard: %(message)s"))
-    handler.setLevel(level)
-    handler.addFilter(_threshold)
-    saved_level, saved_propagate = log.level, log.propagate
-    # The logger lets through what the handler shows (and no less than it let through).
-    log.setLevel(level if saved_level == logging.NOTSET else min(level, saved_level))
-    log.propagate = False  # the run's handler says it; a root handler would say it again
-    log.addHandler(handler)
+    level = (_ERROR if quiet else _DEBUG if verbose > 1
+             else _INFO if verbose else _WARNING)
+    undo: list[Callable[[], None]] = []
+
+    def install() -> None:
+        import logging
+
+        class CleanFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return escape(super().format(record))
+
+        log = logging.getLogger("modelboard")  # the package's: every core module's lines
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(CleanFormatter("modelboard: %(message)s"))
+        handler.setLevel(level)
+        handler.addFilter(_threshold)
+        saved_level, saved_propagate = log.level, log.propagate
+        # The logger lets through what the handler shows (and no less than it let through).
+        log.setLevel(level if saved_level == _NOTSET else min(level, saved_level))
+        log.propagate = False  # the run's handler says it; a root handler would say it again
+
+        def restore() -> None:
+            log.removeHandler(handler)
+            log.setLevel(saved_level)
+            log.propagate = saved_propagate
+
+        log.addHandler(handler)
+        undo.append(restore)
+
+    when_logging(install)
     try:
         yield
     finally:
-        log.removeHandler(handler)
-        log.setLevel(saved_level)
-        log.propagate = saved_propagate
+        forget(install)
+        for restore in undo:
+            restore()

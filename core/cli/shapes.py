@@ -22,10 +22,13 @@ from ..errors import (
     ReadOnlyError,
     ValidationError,
 )
-from ..fleet import Reader, Waited
-from ..history import Revision
-from ..models import HistoryEntry, ProviderChange, Selection
-from ..serving import EntryProblem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..fleet import Reader, Waited
+    from ..history import Revision
+    from ..models import HistoryEntry, ProviderChange, Selection
+    from ..serving import EntryProblem
 
 __all__ = ["Problem", "catalog_entry_json", "change_json", "error_json", "error_kind",
            "history_entry_json", "reader_json", "revision_json", "selection_json", "wait_json"]
