@@ -17,9 +17,9 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import fleet, rules, versions
+from . import fleet, rules
 from .actor import default_actor
 from .backend import Backend, Commit, StoredState
 from .catalog import Catalog
@@ -31,7 +31,6 @@ from .errors import (
     ReadOnlyError,
 )
 from .fileformat import render_document, revision_of_bytes
-from .history import Revision, Verification
 from .logs import logger
 from .models import (
     ChangeEvent,
@@ -45,6 +44,10 @@ from .models import (
 from .rules import UNSET, Operation
 from .serving import EntryProblem, derive_served
 from .text import strip_controls
+
+if TYPE_CHECKING:
+    from . import versions
+    from .history import Revision, Verification
 
 __all__ = ["UNSET", "Operation", "SelectionStore", "Transaction"]
 
@@ -270,15 +273,18 @@ class SelectionStore:
     def revisions(self, *, provider: str | None = None,
                   limit: int | None = None) -> list[Revision]:
         """Whole writes, newest first (optionally only those touching ``provider``)."""
+        from . import versions  # only for the revision commands
         return versions.revisions(self._backend, provider=provider, limit=limit)
 
     def document_at(self, number: int) -> dict[str, Selection]:
         """The whole document as of revision ``number`` (ConfigurationError if unknown)."""
+        from . import versions  # only for the revision commands
         return versions.document_at(self._backend, number)
 
     def plan_rollback(self, number: int, *,
                       include_locked: bool = False) -> versions.RollbackPlan:
         """What ``rollback(number)`` would change now, writing nothing (to confirm it)."""
+        from . import versions  # only for the revision commands
         return versions.plan_rollback(number, self.stored_snapshot, self.document_at(number),
                                       include_locked=include_locked)
 
@@ -292,6 +298,7 @@ class SelectionStore:
         With ``planned`` (from ``plan_rollback``, what an operator confirmed), a rollback
         that would now write or keep anything else is a ConflictError, nothing written.
         """
+        from . import versions  # only for the revision commands
         return versions.rollback(self, number, reason=reason, include_locked=include_locked,
                                  actor=actor, planned=planned)
 

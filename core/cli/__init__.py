@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     # Known before parsing, so that a usage error is JSON too (``--`` ends the options).
     wants_json = "--json" in words[:words.index("--")] if "--" in words else "--json" in words
-    parser = build_parser(json_errors=wants_json)
+    parser = build_parser(json_errors=wants_json, lazy=True)
     args = parser.parse_args(words)
     if args.actor is not None and (not args.actor.strip() or not args.actor.isprintable()):
         parser.error("--actor must be a non-empty name without control characters")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from .. import logs
 from ..extras import install_hint
 from .output import REMOTE_SCHEMES
 from .session import EXIT_USAGE, Session
@@ -23,6 +24,7 @@ def cmd_tui(session: Session) -> int:
             session.terminal.error(f"the editor is not installed: {install_hint('tui')}")
             return EXIT_USAGE
         raise
+    logs.start()  # the editor logs through logging itself: the run's handler is set up now
     code = run_editor(session.location, catalog=session.args.catalog,
                       read_only=session.args.read_only, actor=session.args.actor,
                       preferences=session.preferences)
@@ -41,6 +43,7 @@ def cmd_serve(session: Session) -> int:
             session.terminal.error(f"serve needs textual-serve: {install_hint('serve')}")
             return EXIT_USAGE
         raise
+    logs.start()  # as for the editor
     problem = serve.host_problem(args.host, allow_remote=args.allow_remote)
     if problem is not None:
         session.terminal.error(f"serve: {problem}")

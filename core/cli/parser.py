@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
-import textwrap
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .output import to_json
 from .session import EXIT_USAGE
@@ -122,6 +123,53 @@ def _positive(text: str) -> int:
     return value
 
 
+Arguments = Callable[[argparse.ArgumentParser], None]
+
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[_Parser]
+else:
+    _SubParsers = argparse._SubParsersAction
+
+
+class _Commands(_SubParsers):
+    """argparse's subcommands, each command's parser built the first time it is needed.
+
+    Building the parsers of all the commands was most of the cost of parsing ``modelboard
+    get``. The names and summaries are there from the start, so ``--help`` and a mistyped
+    command read exactly as with every parser built.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._later: dict[str, Callable[[], None]] = {}
+
+    def add_later(self, name: str, summary: str, build: Callable[[], None]) -> None:
+        """Declare ``name``; ``build`` makes its parser (with ``new_parser``) when needed."""
+        self._later[name] = build
+        self._name_parser_map[name] = None  # type: ignore[assignment]  # a name, built later
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), summary))
+
+    def new_parser(self, name: str, **kwargs: Any) -> _Parser:
+        parser = self._parser_class(prog=f"{self._prog_prefix} {name}", **kwargs)
+        self._name_parser_map[name] = parser
+        return parser
+
+    def build(self, name: str) -> None:
+        build = self._later.pop(name, None)
+        if build is not None:
+            build()
+
+    def build_all(self) -> None:
+        for name in list(self._later):
+            self.build(name)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        self.build(values[0])  # values: the command's name, then its arguments
+        super().__call__(parser, namespace, values, option_string)
+
+
+
 _DESCRIPTION = """\
 Which model each LLM provider uses. Without a command, opens the editor."""
 
@@ -215,160 +263,194 @@ JSON_HELP: dict[str, str] = {
 _PROVIDER = "a provider name, as in the catalog (openai, anthropic, ollama …)"
 
 
-def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+def build_parser(*, json_errors: bool = False, lazy: bool = False) -> argparse.ArgumentParser:
     """The parser of ``modelboard`` and all its subcommands (``json_errors``: usage errors
-    are printed as JSON on stdout, for a command line holding ``--json``)."""
+    are printed as JSON on stdout, for a command line holding ``--json``; ``lazy``: each
+    command's own parser is built only when that command is parsed, see ``_Commands``)."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="modelboard", description=_DESCRIPTION, epilog=_EPILOG,
                      formatter_class=formatter, json_errors=json_errors)
     _add_global_options(parser, in_subcommand=False)
-    common = _Parser(add_help=False)
+    common = _Parser(add_help=False, formatter_class=formatter)
     _add_global_options(common, in_subcommand=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
-                                     parser_class=_Parser)
+                                     action=_Commands, parser_class=_Parser)
+    assert isinstance(commands, _Commands)
 
-    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
-        description = summary + ("\n\n" + textwrap.dedent(details).strip() if details else "")
-        examples = "\n".join(f"  {example}" for example in EXAMPLES.get(name, ()))
-        sub = commands.add_parser(name, parents=[common], help=summary,
-                                  description=description, formatter_class=formatter,
-                                  epilog=f"examples:\n{examples}" if examples else None,
-                                  json_errors=json_errors)
-        if name not in NO_JSON:
-            sub.add_argument("--json", action="store_true",
-                             help=f"{JSON_HELP.get(name, 'the outcome as JSON')} "
-                                  "(refusals too; see 'JSON output' in the README)")
-        return sub
+    def command(name: str, summary: str, details: str = "") -> Callable[[Arguments], Arguments]:
+        """Declare a command; the function it decorates adds the command's own arguments."""
+        arguments: list[Arguments] = []
 
-    sub = command("list", "every provider with its model, lock, last change and author")
+        def build() -> None:
+            # cleandoc, not textwrap.dedent: textwrap compiles a dozen patterns as it loads
+            description = summary + ("\n\n" + inspect.cleandoc(details) if details else "")
+            examples = "\n".join(f"  {example}" for example in EXAMPLES.get(name, ()))
+            sub = commands.new_parser(name, parents=[common], description=description,
+                                      formatter_class=formatter,
+                                      epilog=f"examples:\n{examples}" if examples else None,
+                                      json_errors=json_errors)
+            if name not in NO_JSON:
+                sub.add_argument("--json", action="store_true",
+                                 help=f"{JSON_HELP.get(name, 'the outcome as JSON')} "
+                                      "(refusals too; see 'JSON output' in the README)")
+            for add in arguments:
+                add(sub)
 
-    sub = command("get", "the model selected for one provider (exit 1 if none)",
-                  "Prints the model name alone, for $(modelboard get openai).")
-    sub.add_argument("provider", help=_PROVIDER)
+        commands.add_later(name, summary, build)
 
-    sub = command("set", "select a model for a provider (validated against the catalog)")
-    sub.add_argument("provider", help=_PROVIDER)
-    sub.add_argument("model", help="the model to select (one the catalog lists for it)")
-    sub.add_argument("--expect", metavar="CURRENT",
-                     help="refuse (exit 1) unless the current model is CURRENT "
-                          "('' means: no model selected yet)")
-    _add_reason(sub)
-    _add_wait_option(sub)
+        def with_arguments(add: Arguments) -> Arguments:
+            arguments.append(add)
+            return add
 
-    sub = command("lock", "lock a provider's selection so nobody changes it")
-    sub.add_argument("provider", help=_PROVIDER)
-    sub.add_argument("--reason", metavar="TEXT",
-                     help="why it is locked, shown to others and recorded in the history")
-    _add_wait_option(sub)
+        return with_arguments
 
-    sub = command("unlock", "unlock a provider's selection")
-    sub.add_argument("provider", help=_PROVIDER)
-    _add_reason(sub)
-    _add_wait_option(sub)
+    command("list", "every provider with its model, lock, last change and author")
 
-    sub = command("remove", "remove a provider's selection")
-    sub.add_argument("provider", help=_PROVIDER)
-    _add_reason(sub)
-    _add_wait_option(sub)
+    @command("get", "the model selected for one provider (exit 1 if none)",
+             "Prints the model name alone, for $(modelboard get openai).")
+    def _get_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", help=_PROVIDER)
 
-    sub = command("apply", "set several providers at once, all or nothing",
-                  """\
-                  FILE holds {"provider": "model", ...} or the full file form; '-' reads
-                  stdin. Only models are applied: locks stay as they are, providers not
-                  in FILE are untouched.""")
-    sub.add_argument("source", metavar="FILE",
-                     help="{\"provider\": \"model\", ...} or the full file form; '-' reads stdin")
-    sub.add_argument("--dry-run", action="store_true",
-                     help="show what would change and check it, write nothing")
-    _add_wait_option(sub)
-    _add_reason(sub)
+    @command("set", "select a model for a provider (validated against the catalog)")
+    def _set_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", help=_PROVIDER)
+        sub.add_argument("model", help="the model to select (one the catalog lists for it)")
+        sub.add_argument("--expect", metavar="CURRENT",
+                         help="refuse (exit 1) unless the current model is CURRENT "
+                              "('' means: no model selected yet)")
+        _add_reason(sub)
+        _add_wait_option(sub)
 
-    sub = command("validate", "check selections files, strict about the catalog",
-                  """\
-                  Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.
-                  '-' reads stdin, reported as --stdin-name: in a git hook,
-                    git show :config/model_selections.json |
-                      modelboard validate --stdin-name config/model_selections.json -""")
-    sub.add_argument("files", metavar="FILE", nargs="*",
-                     help="files to check, '-' for stdin (default: the selections file)")
-    sub.add_argument("--stdin-name", metavar="NAME",
-                     help="the file name to report for '-' (default: <stdin>)")
+    @command("lock", "lock a provider's selection so nobody changes it")
+    def _lock_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", help=_PROVIDER)
+        sub.add_argument("--reason", metavar="TEXT",
+                         help="why it is locked, shown to others and recorded in the history")
+        _add_wait_option(sub)
 
-    sub = command("history", "who changed what and when, newest first")
-    sub.add_argument("provider", nargs="?", help="only this provider's changes")
-    sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
+    @command("unlock", "unlock a provider's selection")
+    def _unlock_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", help=_PROVIDER)
+        _add_reason(sub)
+        _add_wait_option(sub)
 
-    sub = command("log", "revisions, newest first: number, time, who, what changed, why")
-    sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
-    sub.add_argument("--provider", metavar="P", help="only revisions that changed P")
+    @command("remove", "remove a provider's selection")
+    def _remove_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", help=_PROVIDER)
+        _add_reason(sub)
+        _add_wait_option(sub)
 
-    sub = command("show", "the whole document as of a revision (as the file held it)")
-    sub.add_argument("rev", metavar="REV", type=_positive, help="a revision number (see log)")
+    @command("apply", "set several providers at once, all or nothing",
+             """\
+             FILE holds {"provider": "model", ...} or the full file form; '-' reads
+             stdin. Only models are applied: locks stay as they are, providers not
+             in FILE are untouched.""")
+    def _apply_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("source", metavar="FILE",
+                         help="{\"provider\": \"model\", ...} or the full file form; "
+                              "'-' reads stdin")
+        sub.add_argument("--dry-run", action="store_true",
+                         help="show what would change and check it, write nothing")
+        _add_wait_option(sub)
+        _add_reason(sub)
 
-    sub = command("diff", "what changed between two revisions, provider by provider",
-                  "Without REV2, from REV to the current document.")
-    sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to start from")
-    sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?",
-                     help="the revision to end at (default: the current document)")
+    @command("validate", "check selections files, strict about the catalog",
+             """\
+             Prints FILE:LINE:COL: reason per problem and exits 1 if there is any.
+             '-' reads stdin, reported as --stdin-name: in a git hook,
+               git show :config/model_selections.json |
+                 modelboard validate --stdin-name config/model_selections.json -""")
+    def _validate_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("files", metavar="FILE", nargs="*",
+                         help="files to check, '-' for stdin (default: the selections file)")
+        sub.add_argument("--stdin-name", metavar="NAME",
+                         help="the file name to report for '-' (default: <stdin>)")
 
-    sub = command("rollback", "make the document what it was at REV, in one recorded write",
-                  """\
-                  Recorded as a new revision "rollback to REV". Locked providers stay as
-                  they are and are named, unless --include-locked; a change made by
-                  someone else meanwhile is a conflict (exit 1), as for any write.""")
-    sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to go back to")
-    _add_reason(sub)
-    sub.add_argument("--include-locked", action="store_true",
-                     help="roll locked providers back too (their locks included)")
-    _add_wait_option(sub)
+    @command("history", "who changed what and when, newest first")
+    def _history_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", nargs="?", help="only this provider's changes")
+        sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
 
-    sub = command("audit", "check the history's hash chain",
-                  """\
-                  'audit verify' exits 0 and says how many revisions it checked, or exits 1
-                  naming the first broken link: the file, the line, what is wrong.""")
-    sub.add_argument("action", choices=["verify"], help="verify: check every link")
+    @command("log", "revisions, newest first: number, time, who, what changed, why")
+    def _log_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--limit", metavar="N", type=_positive, help="show the N newest only")
+        sub.add_argument("--provider", metavar="P", help="only revisions that changed P")
 
-    sub = command("notify", "deliver every revision to signed webhooks and command hooks",
-                  """\
-                  Runs until stopped (SIGTERM exits 0, Ctrl-C 130). Several notifiers on one
-                  store elect one deliverer through the store; the others stand by and
-                  take over when it stops. Each endpoint and hook gets every revision after
-                  its cursor, in order, at least once (see the README, Notifications).""")
-    sub.add_argument("--config", metavar="FILE", required=True,
-                     help="the endpoints and hooks (TOML; see the README)")
-    sub.add_argument("--status", action="store_true",
-                     help="per endpoint and hook: cursor, backlog, last attempt, answer")
-    sub.add_argument("--enable", metavar="NAME",
-                     help="send to NAME again after it was disabled (a 410 Gone)")
+    @command("show", "the whole document as of a revision (as the file held it)")
+    def _show_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("rev", metavar="REV", type=_positive, help="a revision number (see log)")
 
-    sub = command("watch", "print one line per change until interrupted",
+    @command("diff", "what changed between two revisions, provider by provider",
+             "Without REV2, from REV to the current document.")
+    def _diff_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to start from")
+        sub.add_argument("rev2", metavar="REV2", type=_positive, nargs="?",
+                         help="the revision to end at (default: the current document)")
+
+    @command("rollback", "make the document what it was at REV, in one recorded write",
+             """\
+             Recorded as a new revision "rollback to REV". Locked providers stay as
+             they are and are named, unless --include-locked; a change made by
+             someone else meanwhile is a conflict (exit 1), as for any write.""")
+    def _rollback_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("rev", metavar="REV", type=_positive, help="the revision to go back to")
+        _add_reason(sub)
+        sub.add_argument("--include-locked", action="store_true",
+                         help="roll locked providers back too (their locks included)")
+        _add_wait_option(sub)
+
+    @command("audit", "check the history's hash chain",
+             """\
+             'audit verify' exits 0 and says how many revisions it checked, or exits 1
+             naming the first broken link: the file, the line, what is wrong.""")
+    def _audit_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("action", choices=["verify"], help="verify: check every link")
+
+    @command("notify", "deliver every revision to signed webhooks and command hooks",
+             """\
+             Runs until stopped (SIGTERM exits 0, Ctrl-C 130). Several notifiers on one
+             store elect one deliverer through the store; the others stand by and
+             take over when it stops. Each endpoint and hook gets every revision after
+             its cursor, in order, at least once (see the README, Notifications).""")
+    def _notify_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", metavar="FILE", required=True,
+                         help="the endpoints and hooks (TOML; see the README)")
+        sub.add_argument("--status", action="store_true",
+                         help="per endpoint and hook: cursor, backlog, last attempt, answer")
+        sub.add_argument("--enable", metavar="NAME",
+                         help="send to NAME again after it was disabled (a 410 Gone)")
+
+    command("watch", "print one line per change until interrupted",
                   """\
                   Keeps running through a bad file, printing its error. Ctrl-C (SIGINT)
                   exits 130; SIGTERM exits 0.""")
 
-    sub = command("restore", "bring back the last good backup of the selections file",
-                  """
-                  For a file that was deleted or went corrupt: the backup kept at the last
-                  good write becomes the file again, with a history line for every
-                  provider it changes. Writes refuse a missing file while the backup or
-                  the history shows selections existed, and say to run this.""")
-    _add_wait_option(sub)
+    @command("restore", "bring back the last good backup of the selections file",
+             """
+             For a file that was deleted or went corrupt: the backup kept at the last
+             good write becomes the file again, with a history line for every
+             provider it changes. Writes refuse a missing file while the backup or
+             the history shows selections existed, and say to run this.""")
+    def _restore_arguments(sub: argparse.ArgumentParser) -> None:
+        _add_wait_option(sub)
 
-    sub = command("init", "create an empty selections file, on purpose",
+    command("init", "create an empty selections file, on purpose",
                   """
                   Refused if the file exists. Use it to start again from nothing when a
                   deleted file's selections are not wanted back (see restore).""")
 
-    sub = command("catalog", "providers and the models each serves")
-    sub.add_argument("provider", nargs="?", help="only this provider's models, one per line")
+    @command("catalog", "providers and the models each serves")
+    def _catalog_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", nargs="?", help="only this provider's models, one per line")
 
-    sub = command("migrate", "copy every selection from one store to another")
-    sub.add_argument("--from", dest="source", metavar="SRC", required=True,
-                     help="a file path or redis:// URL")
-    sub.add_argument("--to", dest="destination", metavar="DST", required=True,
-                     help="a file path or redis:// URL")
+    @command("migrate", "copy every selection from one store to another")
+    def _migrate_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--from", dest="source", metavar="SRC", required=True,
+                         help="a file path or redis:// URL")
+        sub.add_argument("--to", dest="destination", metavar="DST", required=True,
+                         help="a file path or redis:// URL")
 
-    sub = command("fleet", "every reader process of the store: which revision it serves",
+    command("fleet", "every reader process of the store: which revision it serves",
                   """\
                   One line per reader (name, host, pid, revision, since when, status:
                   current, behind, stale, error or unreadable) and a summary. Exit 0
@@ -376,33 +458,38 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
 
     command("tui", "open the editor (the default without a command)")
 
-    sub = command("completion", "print a completion script for bash, zsh or fish",
-                  """\
-                  bash:  modelboard completion bash > ~/.bash_completion.d/modelboard
-                  zsh:   modelboard completion zsh > "${fpath[1]}/_modelboard"
-                  fish:  modelboard completion fish > ~/.config/fish/completions/modelboard.fish
+    @command("completion", "print a completion script for bash, zsh or fish",
+             """\
+             bash:  modelboard completion bash > ~/.bash_completion.d/modelboard
+             zsh:   modelboard completion zsh > "${fpath[1]}/_modelboard"
+             fish:  modelboard completion fish > ~/.config/fish/completions/modelboard.fish
 
-                  The script is static: completing never starts modelboard.""")
-    sub.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
+             The script is static: completing never starts modelboard.""")
+    def _completion_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
 
-    sub = command("serve", "the editor in a web browser (no authentication: see below)",
-                  """\
-                  Serves the same editor through textual-serve: each browser tab runs its
-                  own editor on the selections file. It has no authentication: anyone who
-                  can reach the address can change every model, so it listens on loopback
-                  only. From your laptop, forward the port over SSH:
+    @command("serve", "the editor in a web browser (no authentication: see below)",
+             """\
+             Serves the same editor through textual-serve: each browser tab runs its
+             own editor on the selections file. It has no authentication: anyone who
+             can reach the address can change every model, so it listens on loopback
+             only. From your laptop, forward the port over SSH:
 
-                    ssh -N -L 8000:127.0.0.1:8000 proxy-host   # open http://localhost:8000
+               ssh -N -L 8000:127.0.0.1:8000 proxy-host   # open http://localhost:8000
 
-                  --allow-remote serves on another address: only behind a reverse proxy
-                  that authenticates (give its address with --public-url).""")
-    sub.add_argument("--host", default="127.0.0.1",
-                     help="address to listen on (default: 127.0.0.1; others need "
-                          "--allow-remote)")
-    sub.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
-    sub.add_argument("--allow-remote", action="store_true",
-                     help="allow a non-loopback --host (there is no authentication)")
-    sub.add_argument("--public-url", metavar="URL",
-                     help="the address browsers use, behind a reverse proxy "
-                          "(https://models.example.com)")
+             --allow-remote serves on another address: only behind a reverse proxy
+             that authenticates (give its address with --public-url).""")
+    def _serve_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default: 127.0.0.1; others need "
+                              "--allow-remote)")
+        sub.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+        sub.add_argument("--allow-remote", action="store_true",
+                         help="allow a non-loopback --host (there is no authentication)")
+        sub.add_argument("--public-url", metavar="URL",
+                         help="the address browsers use, behind a reverse proxy "
+                              "(https://models.example.com)")
+
+    if not lazy:
+        commands.build_all()
     return parser

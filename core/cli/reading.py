@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 from ..catalog import Catalog
@@ -102,6 +101,8 @@ def cmd_history(session: Session) -> int:
 
 
 def cmd_catalog(session: Session) -> int:
+    import textwrap  # this command only
+
     catalog = session.catalog
     terminal = session.terminal
     provider = session.args.provider
