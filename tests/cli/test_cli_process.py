@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import Modelboard, assert_one_line_error, selection
+from cli_support import Modelboard, Outcome, assert_one_line_error, selection
 
 from modelboard.core import __version__
 from modelboard.core.cli import COMMANDS, build_parser
@@ -44,6 +44,65 @@ def test_headless_commands_import_neither_textual_nor_rich(modelboard: Modelboar
     assert not imported & {"textual", "rich", "jsonschema", "referencing"}, sorted(imported)
     # Nor what only one other command needs (the notifier: httpx, signing, date parsing).
     assert not modules & {"modelboard.core.notify", "httpx", "email.utils"}, sorted(modules)
+
+
+# Runs the command as ``python -m modelboard.core.cli`` does, then names every module loaded
+# (-X importtime would miss the handler, which is imported with importlib).
+_LIST_MODULES = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+                 "'\\nmodules: ' + ' '.join(sorted(sys.modules)) + '\\n')); "
+                 "runpy.run_module('modelboard.core.cli', run_name='__main__', alter_sys=True)")
+
+
+def _imported_by(modelboard: Modelboard, *args: str) -> tuple[Outcome, set[str]]:
+    """Run ``modelboard ARGS`` in a fresh interpreter; its outcome and every module it loaded."""
+    outcome = modelboard(*args, prefix=[sys.executable, "-c", _LIST_MODULES])
+    found = re.search(r"^modules: (.*)$", outcome.err, re.M)
+    assert found is not None, outcome.err
+    modules = set(found.group(1).split())
+    assert "modelboard.core.cli.reading" in modules  # the report is really there
+    return outcome, modules
+
+
+# What a read needs is the store, the file backend and the catalog; the other commands'
+# modules, the revision machinery and logging (nothing is logged when all is well) are not.
+_NOT_FOR_A_READ = {
+    "logging", "textwrap", "modelboard.core.versions", "modelboard.core.migrate",
+    "modelboard.core.notify", "modelboard.core.redisbackend",
+    *(f"modelboard.core.cli.{name}" for name in (
+        "writing", "files", "watch", "fleet", "versions", "notify", "completion", "launch",
+        "recovery", "problems")),
+}
+
+
+@pytest.mark.parametrize("args", [("get", "openai"), ("get", "openai", "--json"),
+                                  ("get", "anthropic")], ids=["text", "json", "refused"])
+def test_get_imports_only_what_a_read_needs(modelboard: Modelboard, args: tuple[str, ...]) -> None:
+    modelboard.write({"openai": selection("gpt-4o")})
+
+    outcome, modules = _imported_by(modelboard, *args)
+
+    if args[1] == "anthropic":
+        assert outcome.code == 1 and "anthropic: no model selected" in outcome.err
+    else:
+        assert outcome.code == 0 and "gpt-4o" in outcome.out
+    assert not modules & _NOT_FOR_A_READ, sorted(modules & _NOT_FOR_A_READ)
+
+
+def test_a_core_warning_in_a_fresh_process_is_one_line_on_stderr(modelboard: Modelboard) -> None:
+    # logging is imported only when the core first logs; the run's handler must be there then.
+    assert modelboard("set", "openai", "gpt-4o").code == 0
+    assert modelboard("set", "openai", "gpt-4.1").code == 0
+    history = modelboard.file.with_name("model_selections.history.jsonl")
+    history.write_bytes(b"not json\n" + history.read_bytes())
+    warning = f"modelboard: {history}: skipping an unreadable history line: b'not json'"
+
+    shown, quiet = modelboard("history"), modelboard("-q", "history")
+    _, modules = _imported_by(modelboard, "get", "openai")
+
+    assert shown.code == 0 and shown.err_lines == [warning]
+    assert "gpt-4o -> gpt-4.1" in shown.out
+    assert quiet.code == 0 and quiet.err == "" and "gpt-4o -> gpt-4.1" in quiet.out
+    assert "logging" not in modules  # the same file read by get: nothing logged, no logging
 
 
 def test_usage_errors_exit_2_with_one_line(modelboard: Modelboard) -> None:

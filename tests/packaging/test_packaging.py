@@ -5,6 +5,7 @@ missing extra under pipx."""
 from __future__ import annotations
 
 import email
+import json
 import os
 import shutil
 import subprocess
@@ -129,6 +130,31 @@ def test_python_dash_m_modelboard_is_the_command(tmp_path: Path) -> None:
     assert (version.returncode, version.stdout) == (0, f"modelboard {__version__}\n")
     assert catalog.returncode == 0, catalog.stderr
     assert "gpt-4o" in catalog.stdout
+
+
+_PUBLIC_NAMES = """
+import json, sys
+import modelboard.core as core
+loaded = sorted(name for name in sys.modules if name.startswith("modelboard.core."))
+names = {name: type(getattr(core, name)).__name__ for name in core.__all__}
+namespace = {}
+exec("from modelboard.core import *", namespace)
+print(json.dumps({"loaded": loaded, "names": names, "star": sorted(set(namespace) - {"__builtins__"}),
+                  "listed": sorted(set(core.__all__) - set(dir(core)))}))
+"""
+
+
+def test_the_core_loads_each_public_name_on_first_use_and_has_them_all(tmp_path: Path) -> None:
+    done = run(sys.executable, "-c", _PUBLIC_NAMES, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    import modelboard.core as core
+
+    assert found["loaded"] == []  # ``import modelboard.core`` alone loads none of its modules
+    assert set(found["names"]) == set(core.__all__) and "NoneType" not in found["names"].values()
+    assert found["names"]["SelectionStore"] == found["names"]["ValidationError"] == "type"
+    assert found["names"]["__version__"] == "str" and found["names"]["open_store"] == "function"
+    assert found["star"] == sorted(core.__all__) and found["listed"] == []
 
 
 @pytest.mark.slow
