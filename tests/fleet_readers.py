@@ -23,7 +23,7 @@ import pytest
 TEST_HEARTBEAT_S = 0.3
 
 READER = textwrap.dedent("""
-    import os, sys
+    import logging, os, sys  # logging: the core imports it when it first logs, maybe after the drop
     from modelboard.core import open_store
     location, name = sys.argv[1], sys.argv[2]
     if len(sys.argv) > 3:  # drop to an unprivileged user first (Python lives under /root)

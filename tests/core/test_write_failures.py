@@ -25,7 +25,7 @@ NOBODY = 65534
 # Tries one write and reports, as JSON, what the store said and what it holds after.
 # With a uid argument it drops to that user first (Python itself lives under /root).
 ATTEMPT_WRITE = textwrap.dedent("""
-    import json, os, sys
+    import json, logging, os, sys  # logging: the core imports it when it first logs
     from modelboard.core import open_store
     from modelboard.core.errors import ModelboardError
     if len(sys.argv) > 2:
