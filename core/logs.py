@@ -14,6 +14,7 @@ core's first line.
 from __future__ import annotations
 
 import sys
+import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = ["forget", "logger", "start", "when_logging"]
 
 _waiting: list[Callable[[], None]] = []
 _started = False
+_lock = threading.Lock()  # a watcher thread may log its first line as the main thread does
 
 
 class _Logger:
@@ -55,25 +57,28 @@ def start() -> Any:
     global _started
     import logging
 
-    if not _started:
-        _started = True
-        # A library logs, the application decides where to: without logging configured,
-        # nothing reaches stderr (Python's last-resort handler would print bare lines).
-        logging.getLogger("modelboard").addHandler(logging.NullHandler())
-    while _waiting:
-        _waiting.pop(0)()
+    with _lock:
+        if not _started:
+            _started = True
+            # A library logs, the application decides where to: without logging configured,
+            # nothing reaches stderr (Python's last-resort handler would print bare lines).
+            logging.getLogger("modelboard").addHandler(logging.NullHandler())
+        while _waiting:
+            _waiting.pop(0)()
     return logging
 
 
 def when_logging(configure: Callable[[], None]) -> None:
     """Run ``configure`` once logging is in use: now if it is imported, else before the
     core's first line (or ``start()``); ``forget`` it to cancel."""
-    _waiting.append(configure)
+    with _lock:
+        _waiting.append(configure)
     if _started or "logging" in sys.modules:
         start()
 
 
 def forget(configure: Callable[[], None]) -> None:
     """Cancel ``configure`` if it has not run."""
-    if configure in _waiting:
-        _waiting.remove(configure)
+    with _lock:
+        if configure in _waiting:
+            _waiting.remove(configure)
