@@ -221,7 +221,8 @@ class Catalog(Mapping[str, ProviderSpec]):
         return found
 
 
-_TOML_WHERE = re.compile(r" \((?:at line (\d+), column (\d+)|at end of document)\)$")
+# Compiled (and cached by re) when a catalog file is bad, not by every process that loads this.
+_TOML_WHERE = r" \((?:at line (\d+), column (\d+)|at end of document)\)$"
 
 
 def _locate_parse_error(exc: Exception, raw: bytes) -> tuple[str, int | None, int | None]:
@@ -229,7 +230,7 @@ def _locate_parse_error(exc: Exception, raw: bytes) -> tuple[str, int | None, in
     if isinstance(exc, json.JSONDecodeError):
         return exc.msg, exc.lineno, exc.colno
     message = str(exc)
-    where = _TOML_WHERE.search(message)
+    where = re.search(_TOML_WHERE, message)
     if where is None:
         return message, None, None
     if where.group(1) is not None:
