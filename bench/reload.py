@@ -15,6 +15,7 @@ the watcher reloads"), so it is not repeated here.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import tempfile
@@ -98,12 +99,18 @@ def _cold(count: int, rounds: int, target: float | None, *, written_by_us: bool)
         cold: list[float] = []
         floors: list[float] = []
         for _ in range(rounds):  # alternating, so both see the same machine
+            # Each side starts from a collected heap: a closed store is freed by the
+            # cyclic collector, whose next full pass would otherwise fall in whichever
+            # side's timing came next (at 100,000 providers, a tenth of a second).
+            gc.collect()
             start = time.perf_counter()
             fresh = open_store(path, catalog=catalog, read_only=True)
             cold.append(time.perf_counter() - start)
             if len(fresh.snapshot) != count:
                 raise AssertionError("the cold load did not load every provider")
             fresh.close()
+            del fresh
+            gc.collect()
             start = time.perf_counter()
             _library_floor(path.read_bytes())
             floors.append(time.perf_counter() - start)
