@@ -159,7 +159,7 @@ class Catalog(Mapping[str, ProviderSpec]):
     @overload
     def get(self, provider: str, /, default: ProviderSpec | _T) -> ProviderSpec | _T: ...
 
-    def get(self, provider: str, /, default: object = None) -> object:
+    def get(self, provider: str, default: object = None) -> object:
         # The dict's own get: Mapping.get goes through __getitem__ and a KeyError.
         return self._providers.get(provider, default)
 

@@ -170,3 +170,11 @@ def test_missing_catalog_file(tmp_path: Path) -> None:
 def test_a_catalog_says_what_it_holds_when_printed() -> None:
     assert repr(Catalog.from_mapping({"b": ["m"], "a": None})) == "<Catalog of 2 providers: a, b>"
     assert repr(Catalog.default()).startswith(f"<Catalog of {len(Catalog.default())} providers: ")
+
+
+def test_get_is_the_mapping_get() -> None:
+    catalog = Catalog.from_mapping({"openai": ["gpt-4o"]})
+    assert catalog.get("openai") == catalog["openai"]
+    assert catalog.get("nobody") is None
+    assert catalog.get("nobody", "fallback") == "fallback"
+    assert catalog.get("nobody", default="fallback") == "fallback"  # as Mapping.get allows
