@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -53,7 +54,7 @@ from .history import (
 )
 from .logs import logger
 from .models import HistoryEntry, Selection
-from .safefiles import Folder, Ownership, read_bounded, user_name, write_all
+from .safefiles import Folder, Ownership, read_bounded, signature, user_name, write_all
 
 __all__ = ["FileBackend"]
 
@@ -106,6 +107,10 @@ class FileBackend:
         # The token and bytes of our last write: "is the file still what we wrote?" is then
         # a comparison of bytes, not a hash of the whole file (a third of a write's time).
         self._written: tuple[object, bytes] | None = None
+        #: A descriptor of the file our last write put in place, and its status just
+        #: after: while we hold it open its inode number cannot be reused, so a data file
+        #: with that status is exactly those bytes, and a write need not read it back.
+        self._held: tuple[int, tuple[int, ...]] | None = None
         self._last_read: tuple[object, bytes] | None = None
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
@@ -135,13 +140,15 @@ class FileBackend:
         if history is None:
             history = HistoryFile(_history_path_of(target), rotate_bytes=self.history_rotate_bytes,
                                   keep_segments=self.history_keep_segments,
-                                  opener=self._open_sidecar)
+                                  opener=functools.partial(self._open_sidecar,
+                                                           data_name=target.name))
             self._histories[target] = history
         return history
 
-    def _open_sidecar(self, path: Path, flags: int, _mode: int) -> int:
-        """Open a file beside the data file as core/safefiles does: never followed, never
-        blocking, a regular file only; created with the data file's owner, group and mode."""
+    def _open_sidecar(self, path: Path, flags: int, _mode: int, *, data_name: str) -> int:
+        """Open a file beside the data file ``data_name`` as core/safefiles does: never
+        followed, never blocking, a regular file only; created with the data file's owner,
+        group and mode."""
         with Folder(path.parent) as folder:
             if not flags & os.O_CREAT:
                 fd = folder.open(path.name, flags)
@@ -149,12 +156,12 @@ class FileBackend:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
                 if flags & (os.O_WRONLY | os.O_RDWR):  # a writer brings it in line, as below
                     try:
-                        folder.conform(fd, path.name, folder.ownership_for(self.target.name))
+                        folder.conform(fd, path.name, folder.ownership_for(data_name))
                     except BaseException:
                         os.close(fd)
                         raise
                 return fd
-            like = folder.ownership_for(self.target.name)
+            like = folder.ownership_for(data_name)
             fd = folder.open_or_create(path.name, like,
                                        flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
             if flags & os.O_TRUNC:
@@ -399,7 +406,10 @@ class FileBackend:
         if fd is not None:
             try:
                 seen = os.fstat(fd)
-                if _identity(seen) != self._quarantined:
+                if self._held is not None and self._written is not None \
+                        and signature(seen) == self._held[1]:
+                    data = self._written[1]  # our own last write, untouched since
+                elif _identity(seen) != self._quarantined:
                     data = read_bounded(fd, MAX_DOCUMENT_BYTES, str(target))
             finally:
                 os.close(fd)
@@ -425,7 +435,7 @@ class FileBackend:
                 f"the change would make the file {len(rendered) / 1e6:.1f} MB, over the "
                 f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB that readers accept; nothing "
                 "was written", path=self.location)
-        revision = revision_of_bytes(rendered)
+        revision_when_hashed = _revision_soon(rendered)
         # Write-ahead: the history lines are appended and synced before the rename, so a
         # change never reaches the file without them (see core/history.py).
         # A commit without history lines is a copy of another store's state and history
@@ -438,12 +448,14 @@ class FileBackend:
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
                                    result.history[0].actor)
-            entries = stamp_entries(result.history, number=tail.number + 1,
-                                    base_revision=file_revision or base.revision,
-                                    revision=revision, before=current, after=result.selections)
+            entries = result.history
 
             def append() -> Callable[[], None]:
-                return history.append(entries, tail)
+                stamped = stamp_entries(entries, number=tail.number + 1,
+                                        base_revision=file_revision or base.revision,
+                                        revision=revision_when_hashed(), before=current,
+                                        after=result.selections)
+                return history.append(stamped, tail)
             close_tail = tail.close
 
         def unchanged_since_read() -> bool:
@@ -459,10 +471,13 @@ class FileBackend:
             return False
 
         try:
-            self._write_new(folder, name, rendered, like, durable=True,
-                            before_rename=append, check=unchanged_since_read)
+            kept = self._write_new(folder, name, rendered, like, durable=True,
+                                   before_rename=append, check=unchanged_since_read,
+                                   keep_open=True)
         finally:
             close_tail()
+        revision = revision_when_hashed()
+        self._hold(kept)
         self._quarantined = None
         token = object()  # equal only to itself: _token_of maps these bytes back to it
         self._written = (token, rendered)
@@ -471,14 +486,28 @@ class FileBackend:
             self._refresh_backup(folder, name + ".bak", rendered, like)
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
-        if current is base.selections and type(result.selections) is dict:
-            # Built on the very state the store holds: only the providers this write
-            # changed differ from it, so the store re-judges those alone (at 100,000
-            # providers, judging every one was 82 ms of a 190 ms write).
-            return StoredState(result.selections, revision, token=token,
-                               changed=frozenset(entry.provider for entry in result.history),
+        if type(result.selections) is dict and base.exists:
+            # Only the providers that differ from the state the store holds are judged
+            # again (at 100,000 providers, judging every one was 82 ms of a 190 ms write;
+            # with eight writers at 1,000 it was a third of each one's time).
+            if current is base.selections:  # built on that very state: this write's own
+                changed = frozenset(entry.provider for entry in result.history)
+            else:  # others wrote since: the parse kept every untouched entry's object
+                changed = _providers_changed(base.selections, result.selections)
+            return StoredState(result.selections, revision, token=token, changed=changed,
                                since=base.token)
         return StoredState(result.selections, revision, token=token)
+
+    def _hold(self, fd: int | None) -> None:
+        """Keep ``fd`` (of the file just put in place) open instead of the one before."""
+        held, self._held = self._held, None
+        if held is not None:
+            os.close(held[0])
+        if fd is not None:
+            try:
+                self._held = (fd, signature(os.fstat(fd)))
+            except OSError:
+                os.close(fd)
 
     def _revision_now(self, data: bytes | None, current: Mapping[str, Selection],
                       base: StoredState) -> str | None:
@@ -687,7 +716,8 @@ class FileBackend:
     def _write_new(self, folder: Folder, name: str, data: bytes | Callable[[int], None],
                    like: Ownership, *, durable: bool,
                    before_rename: Callable[[], Callable[[], None]] | None = None,
-                   check: Callable[[], bool] | None = None) -> None:
+                   check: Callable[[], bool] | None = None,
+                   keep_open: bool = False) -> int | None:
         """Temp file in the same folder, fsync, rename over, fsync the folder.
 
         ``data`` is the bytes, or a function that writes them to the descriptor it is
@@ -695,10 +725,12 @@ class FileBackend:
         mode before any data goes in. ``before_rename`` runs once the temp file is synced
         (it may refuse by raising); what it returns undoes it if the rename does not
         happen. ``check``, when given, is asked after that, just before the rename; False
-        (the file changed since it was read) raises _ChangedMeanwhile.
+        (the file changed since it was read) raises _ChangedMeanwhile. With ``keep_open``,
+        returns a descriptor of the new file (the caller closes it).
         """
         where = folder.where(name)
         temp: str | None = None
+        kept: int | None = None
         try:
             temp = f".{name}.tmp-{os.urandom(8).hex()}"
             fd = folder.create(temp, like)
@@ -709,8 +741,11 @@ class FileBackend:
                     data(fd)
                 if durable:
                     os.fsync(fd)
+                if keep_open:
+                    kept, fd = fd, -1
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             undo = before_rename() if before_rename is not None else None
             try:
                 if check is not None and not check():
@@ -731,7 +766,9 @@ class FileBackend:
             raise ConfigurationError(f"cannot write: {reason}; the previous file is intact",
                                      path=where) from None
         finally:
-            if temp is not None:
+            if temp is not None:  # not renamed into place
+                if kept is not None:
+                    os.close(kept)
                 with contextlib.suppress(OSError):
                     folder.unlink(temp)
         if durable:
@@ -743,6 +780,7 @@ class FileBackend:
                 # survives a power loss is in doubt.
                 log.warning("%s: written, but the folder could not be synced: %s",
                             where, exc.strerror)
+        return kept
 
     # -- history --------------------------------------------------------------------------
     def read_history(self, provider: str | None = None,
@@ -778,7 +816,7 @@ class FileBackend:
             folders.add(str(folder))
         return sorted(folders), interesting
 
-    def _signature(self) -> tuple[int, int, int, int] | None:
+    def signature(self) -> tuple[int, int, int, int] | None:
         """What ``stat`` says of the file now (through a symlink), or None if it is gone."""
         try:
             status = os.stat(self.path)
@@ -825,7 +863,7 @@ class FileBackend:
                 continue  # a folder went away between planning and watching: plan again
             with notify:
                 armed.set()
-                seen = self._signature()
+                seen = self.signature()
                 yield
                 while True:
                     result = notify.watch(self.debounce_ms, self.step_ms, WATCH_RESCAN_MS, stop)
@@ -836,20 +874,23 @@ class FileBackend:
                         # here, for the price of a stat or two a second.
                         if self._watch_plan() != plan or self.target != target:
                             break
-                        if self._signature() != seen:
-                            seen = self._signature()
+                        if self.signature() != seen:
+                            seen = self.signature()
                             yield
                         continue
                     paths = {path for _change, path in result}
                     if paths.isdisjoint(interesting) and paths.isdisjoint(folders):
                         continue  # only other files of the folder: temp files, lock, history
-                    seen = self._signature()
+                    seen = self.signature()
                     yield
                     if self._watch_plan() != plan or self.target != target:
                         break  # a folder appeared or went, or the symlink moved: re-arm
 
     def close(self) -> None:
-        pass
+        with self._thread_lock:
+            self._hold(None)
+            for history in self._histories.values():
+                history.close()
 
 
 class _ChangedMeanwhile(Exception):
@@ -896,17 +937,14 @@ class _WritersLock:
         while True:
             fd = self._open()
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            raise ConfigurationError(
-                                f"another writer has held the lock for over "
-                                f"{self.timeout:.0f} s ({_holder_of(fd)}); nothing was "
-                                "written", path=self.where) from None
-                        time.sleep(poll_interval)  # how filelock waits too: flock has no timeout
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not _wait_for_flock(fd, deadline - time.monotonic()):
+                        raise ConfigurationError(
+                            f"another writer has held the lock for over "
+                            f"{self.timeout:.0f} s ({_holder_of(fd)}); nothing was "
+                            "written", path=self.where) from None
                 # A lock file deleted (and maybe created again) while we waited: a lock on
                 # the old inode excludes nobody, so take the one at the path now.
                 held = os.fstat(fd)
@@ -1045,6 +1083,52 @@ class _WritersLock:
                 os.close(fd)
 
 
+def _wait_for_flock(fd: int, seconds: float) -> bool:
+    """Wait at most ``seconds`` for ``flock(fd, LOCK_EX)``; whether the lock is now held.
+
+    ``flock`` has no timeout, so a thread blocks in it on a duplicate of ``fd`` (the
+    same open file, so the lock it gets is ``fd``'s) while we wait for that thread with
+    one. The kernel hands the lock to a blocked waiter the moment it is released, where
+    polling left it idle until the next poll: eight writers sustained half the writes
+    of the same loop with blocking ``flock`` while they polled every 5 ms. If the wait
+    times out, the thread is left to take the lock when it comes free and let it go
+    at once.
+    """
+    if seconds <= 0:
+        return False
+    mine = os.dup(fd)
+    decided = threading.Lock()
+    taken = threading.Event()
+    outcome: list[BaseException | bool] = []
+
+    def block() -> None:
+        try:
+            fcntl.flock(mine, fcntl.LOCK_EX)
+        except OSError as exc:
+            with decided:
+                outcome.append(exc)
+            taken.set()
+            os.close(mine)
+            return
+        with decided:
+            if outcome:  # given up on: let the lock go
+                fcntl.flock(mine, fcntl.LOCK_UN)
+            else:
+                outcome.append(True)
+        taken.set()
+        os.close(mine)
+
+    threading.Thread(target=block, name="modelboard-lock-wait", daemon=True).start()
+    taken.wait(seconds)
+    with decided:
+        if not outcome:
+            outcome.append(False)
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 def _holder_of(fd: int) -> str:
     """Who holds the lock, as its holder recorded it in the lock file."""
     try:
@@ -1060,9 +1144,39 @@ def _same_file(before: os.stat_result | None, now: os.stat_result | None) -> boo
     """Whether ``now`` is still the file ``before`` was (or both are missing)."""
     if before is None or now is None:
         return before is None and now is None
-    return (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
-            before.st_ctime_ns) == (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns,
-                                    now.st_ctime_ns)
+    return signature(before) == signature(now)
+
+
+def _providers_changed(before: Mapping[str, Selection],
+                       after: Mapping[str, Selection]) -> frozenset[str]:
+    """Every provider whose selection is not the same object in both (or is in one only)."""
+    changed = {provider for provider, selection in after.items()
+               if before.get(provider) is not selection}
+    changed.update(before.keys() - after.keys())
+    return frozenset(changed)
+
+
+#: From this size on, a write hashes the document in a thread while the same bytes are
+#: written and synced (both release the GIL): measured at 100,000 providers (17.5 MB),
+#: the hash is 10 ms that would otherwise come on top of the write; below 1 MB it is
+#: shorter than starting a thread.
+_HASH_IN_THREAD_BYTES = 1 << 20
+
+
+def _revision_soon(rendered: bytes) -> Callable[[], str]:
+    """The revision of ``rendered``, hashed now or in a thread: call for it when needed."""
+    if len(rendered) < _HASH_IN_THREAD_BYTES:
+        revision = revision_of_bytes(rendered)
+        return lambda: revision
+    found: list[str] = []
+    worker = threading.Thread(target=lambda: found.append(revision_of_bytes(rendered)),
+                              name="modelboard-hash", daemon=True)
+    worker.start()
+
+    def wait() -> str:
+        worker.join()
+        return found[0]
+    return wait
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int, int]:

@@ -390,6 +390,15 @@ def not_a_file(mode: int, where: str, *, owner: int | None = None) -> Configurat
                               "to use it", path=where)
 
 
+def signature(status: os.stat_result) -> tuple[int, ...]:
+    """A file's identity, size and change times: equal only if it was not written since.
+
+    (The inode number alone can be reused once a file is gone: hold it open to be sure.)
+    """
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+            status.st_ctime_ns)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written; a write that makes no progress fails."""
     view = memoryview(data)

@@ -367,3 +367,55 @@ def test_opening_a_file_written_by_hand_hashes_it_once(data_file: Path,
     store = open_store(data_file)
     assert store.get_model_selection("openai").model_name == "gpt-4o"
     assert hashed == [data_file.stat().st_size]
+
+
+def test_a_history_deleted_between_writes_gets_the_next_line(data_file: Path) -> None:
+    # The writer keeps the history open between writes: a new file at the name (here,
+    # none then a new one) must get the next line, not the deleted file it still holds.
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    history = store.backend.history_path
+    history.unlink()
+    store.set_model_selection("openai", "second")
+    lines = history.read_text().splitlines()
+    assert len(lines) == 1 and '"new": "second"' in lines[0]
+    history.rename(history.with_name("elsewhere.jsonl"))
+    history.write_text("")
+    store.set_model_selection("openai", "third")
+    assert '"new": "third"' in history.read_text()
+
+
+def test_writers_taking_turns_keep_one_unbroken_history(data_file: Path) -> None:
+    # Each keeps its own view of the history's end between writes; the other's lines in
+    # between must be seen, so that the chain and the revision numbers stay whole.
+    first, second = open_writer(data_file), open_writer(data_file)
+    for round_number in range(5):
+        first.set_model_selection("openai", f"first-{round_number}")
+        second.set_model_selection("anthropic", f"second-{round_number}")
+    verification = first.verify_history()
+    assert verification is not None and verification.problem is None
+    numbers = [entry.number for entry in reversed(first.history())]
+    assert numbers == list(range(1, 11))
+    assert open_writer(data_file).get_model_selection("openai").model_name == "first-4"
+
+
+def test_a_writer_that_gave_up_waiting_leaves_the_lock_free(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Waiting is a blocking flock in a thread; one that timed out takes the lock when
+    # it comes free and must let it go at once, or every later writer would wait.
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    lock_path = data_file.with_name(data_file.name + ".lock")
+    monkeypatch.setattr("modelboard.core.filebackend.LOCK_TIMEOUT_S", 0.2)
+    holder = filelock.FileLock(lock_path)
+    holder.acquire()
+    try:
+        with pytest.raises(ConfigurationError, match="another writer has held the lock"):
+            store.set_model_selection("openai", "refused")
+    finally:
+        holder.release()
+    monkeypatch.setattr("modelboard.core.filebackend.LOCK_TIMEOUT_S", 10.0)
+    store.set_model_selection("openai", "second")
+    assert open_writer(data_file).get_model_selection("openai").model_name == "second"
+    with filelock.FileLock(lock_path).acquire(timeout=10):
+        pass  # nobody kept it
