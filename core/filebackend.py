@@ -13,6 +13,7 @@ import errno
 import functools
 import json
 import os
+import queue
 import re
 import stat
 import threading
@@ -111,6 +112,8 @@ class FileBackend:
         #: after: while we hold it open its inode number cannot be reused, so a data file
         #: with that status is exactly those bytes, and a write need not read it back.
         self._held: tuple[int, tuple[int, ...]] | None = None
+        #: (device and inode of the data file's folder, the real path of the data file).
+        self._real_folder: tuple[tuple[int, int], Path] | None = None
         self._last_read: tuple[object, bytes] | None = None
         self._swept_temp_files = False
         self._thread_lock = threading.Lock()
@@ -191,7 +194,7 @@ class FileBackend:
         own link keeps being written through to its target.
         """
         path = self.path
-        for _hop in range(_MAX_SYMLINKS):
+        for hop in range(_MAX_SYMLINKS):
             try:
                 status = os.lstat(path)
             except FileNotFoundError:
@@ -200,6 +203,8 @@ class FileBackend:
                 raise ConfigurationError(f"cannot look at it: {exc.strerror}",
                                          path=str(path)) from None
             if not stat.S_ISLNK(status.st_mode):
+                if hop == 0:  # the usual case: no link to judge, only the folder to resolve
+                    return self._real_path_in_folder()
                 break
             try:
                 folder_owner = os.stat(path.parent).st_uid
@@ -215,6 +220,27 @@ class FileBackend:
         else:
             raise ConfigurationError("too many levels of symlinks", path=str(self.path))
         return Path(os.path.realpath(path))
+
+    def _real_path_in_folder(self) -> Path:
+        """``realpath`` of :attr:`path` (not a symlink itself), its folder's remembered.
+
+        Two ``stat`` calls prove the remembered real folder is still the one the path
+        leads to, where resolving it again walks every component (a tenth of a write at
+        10 providers).
+        """
+        folder = self.path.parent
+        try:
+            here = os.stat(folder)
+            known = self._real_folder
+            if known is not None and known[0] == (here.st_dev, here.st_ino):
+                again = os.stat(known[1].parent)
+                if (again.st_dev, again.st_ino) == known[0]:
+                    return known[1]
+        except OSError:
+            return Path(os.path.realpath(self.path))
+        target = Path(os.path.realpath(self.path))
+        self._real_folder = ((here.st_dev, here.st_ino), target)
+        return target
 
     def write_problem(self) -> str | None:
         """Why this user cannot write the file, or None if they can (see Backend).
@@ -922,6 +948,7 @@ class _WritersLock:
         self._fd: int | None = None
         self._identity: tuple[int, int] | None = None
         self._older: list[int] = []  # lock files taken before, deleted while we held them
+        self._size_at_open = -1
         self._fallback: filelock.BaseFileLock | None = None
 
     @property
@@ -1000,6 +1027,7 @@ class _WritersLock:
             raise ConfigurationError(f"cannot take the lock: {exc.strerror}",
                                      path=self.where) from None
         status = os.fstat(fd)
+        self._size_at_open = status.st_size
         open_to = stat.S_IMODE(status.st_mode) & 0o066 & ~like.mode
         if status.st_gid != like.gid:
             open_to |= stat.S_IMODE(status.st_mode) & 0o060
@@ -1051,7 +1079,7 @@ class _WritersLock:
         record = _holder_record().ljust(HOLDER_RECORD_BYTES)
         try:
             os.pwrite(fd, record, 0)
-            if os.fstat(fd).st_size != len(record):
+            if self._size_at_open != len(record):
                 os.ftruncate(fd, len(record))
         except OSError as exc:  # who holds it is for messages only
             log.debug("%s: could not record the lock's holder: %s", self.where, exc.strerror)
@@ -1156,27 +1184,61 @@ def _providers_changed(before: Mapping[str, Selection],
     return frozenset(changed)
 
 
-#: From this size on, a write hashes the document in a thread while the same bytes are
-#: written and synced (both release the GIL): measured at 100,000 providers (17.5 MB),
-#: the hash is 10 ms that would otherwise come on top of the write; below 1 MB it is
-#: shorter than starting a thread.
-_HASH_IN_THREAD_BYTES = 1 << 20
+#: From this size on, a write hashes the document in another thread while the same bytes
+#: are written and synced (both release the GIL). Measured: the hash of 1,000 providers
+#: (175 kB) is 0.1 ms, of 100,000 (17.5 MB) 10 ms, that would otherwise come on top of
+#: the write; handing it to the waiting thread costs 30 us (starting a thread for it,
+#: 120 to 270 us: more than the hash below a megabyte).
+_HASH_ELSEWHERE_BYTES = 64 * 1024
 
 
-def _revision_soon(rendered: bytes) -> Callable[[], str]:
-    """The revision of ``rendered``, hashed now or in a thread: call for it when needed."""
-    if len(rendered) < _HASH_IN_THREAD_BYTES:
-        revision = revision_of_bytes(rendered)
-        return lambda: revision
-    found: list[str] = []
-    worker = threading.Thread(target=lambda: found.append(revision_of_bytes(rendered)),
-                              name="modelboard-hash", daemon=True)
-    worker.start()
+class _Hasher:
+    """One thread per process that hashes documents while they are being written."""
 
-    def wait() -> str:
-        worker.join()
-        return found[0]
-    return wait
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._owner_pid: int | None = None
+        self._jobs: queue.SimpleQueue[tuple[bytes, list[str], threading.Event]] = \
+            queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def revision_soon(self, rendered: bytes) -> Callable[[], str]:
+        """The revision of ``rendered``, hashed now or elsewhere: call for it when needed."""
+        if len(rendered) < _HASH_ELSEWHERE_BYTES:
+            revision = revision_of_bytes(rendered)
+            return lambda: revision
+        thread = self._running()
+        found: list[str] = []
+        done = threading.Event()
+        self._jobs.put((rendered, found, done))
+
+        def wait() -> str:
+            while not done.wait(0.5):
+                if not thread.is_alive():  # stopped at interpreter exit: hash it here
+                    return revision_of_bytes(rendered)
+            return found[0]
+        return wait
+
+    def _running(self) -> threading.Thread:
+        with self._guard:
+            if self._thread is None or self._owner_pid != os.getpid():
+                # First use, or in a forked child (which has the object, not the thread).
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._work, args=(self._jobs,),
+                                                name="modelboard-hash", daemon=True)
+                self._thread.start()
+                self._owner_pid = os.getpid()
+            return self._thread
+
+    @staticmethod
+    def _work(jobs: queue.SimpleQueue[tuple[bytes, list[str], threading.Event]]) -> None:
+        while True:
+            data, found, done = jobs.get()
+            found.append(revision_of_bytes(data))
+            done.set()
+
+
+_revision_soon = _Hasher().revision_soon
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int, int]:

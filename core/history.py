@@ -117,9 +117,14 @@ def _sha256(data: bytes) -> str:
 
 def seal(record: Mapping[str, Any], prev: str) -> bytes:
     """A record as a chained line (no newline): its JSON with ``prev``, then its ``hash``."""
+    return _sealed(record, prev)[0]
+
+
+def _sealed(record: Mapping[str, Any], prev: str) -> tuple[bytes, str]:
+    """:func:`seal`'s line and the hash it ends with (the next line's ``prev``)."""
     body = json.dumps({**record, "prev": prev}, ensure_ascii=False, sort_keys=True)
     digest = _sha256(body.encode("utf-8"))
-    return f'{body[:-1]}, "hash": "{digest}"}}'.encode()
+    return f'{body[:-1]}, "hash": "{digest}"}}'.encode(), digest
 
 
 def _seal_of(line: bytes) -> tuple[bytes, str] | None:
@@ -154,8 +159,7 @@ def seal_chain(records: Iterable[Mapping[str, Any]], prev: str) -> tuple[list[by
     (what the next line's ``prev`` is): how every history, file or Redis, is appended."""
     lines = []
     for record in records:
-        line = seal(record, prev)
-        prev = _seal_of(line)[1]  # type: ignore[index]
+        line, prev = _sealed(record, prev)
         lines.append(line)
     return lines, prev
 

