@@ -455,7 +455,8 @@ class FileBackend:
         result = change(current)
         if result is None:
             return None
-        rendered = self._codec.render(result.selections)
+        written = {entry.provider for entry in result.history} if result.history else None
+        rendered = self._codec.render(result.selections, built_from=current, rewritten=written)
         if len(rendered) > MAX_DOCUMENT_BYTES:
             raise ConfigurationError(
                 f"the change would make the file {len(rendered) / 1e6:.1f} MB, over the "
@@ -517,7 +518,7 @@ class FileBackend:
             # again (at 100,000 providers, judging every one was 82 ms of a 190 ms write;
             # with eight writers at 1,000 it was a third of each one's time).
             if current is base.selections:  # built on that very state: this write's own
-                changed = frozenset(entry.provider for entry in result.history)
+                changed = frozenset(written or ())
             else:  # others wrote since: the parse kept every untouched entry's object
                 changed = _providers_changed(base.selections, result.selections)
             return StoredState(result.selections, revision, token=token, changed=changed,

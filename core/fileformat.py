@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from itertools import compress
 from operator import itemgetter, ne
@@ -506,6 +506,9 @@ class _Remembered(NamedTuple):
     selections: list[Selection]
     texts: list[bytes]  # texts[i] is exactly _entry_bytes(providers[i], selections[i])
     position: dict[str, int]
+    #: The dict last rendered (or adopted) whose entries these are, if any: a write
+    #: built from it names what it changed, and only those entries are looked at.
+    source: dict[str, Selection] | None = None
 
 
 _NOTHING_REMEMBERED = _Remembered([], [], [], {})
@@ -540,18 +543,42 @@ class DocumentCodec:
             providers = list(selections)
             if len(texts) == len(providers) and providers == sorted(providers):
                 self._memory = _Remembered(providers, list(selections.values()), texts,
-                                           {provider: i for i, provider in enumerate(providers)})
+                                           {provider: i for i, provider in enumerate(providers)},
+                                           selections)
             else:  # not one text per provider in rendering order: remember nothing
                 self._memory = _NOTHING_REMEMBERED
             self._adopted = None
         return self._memory
 
-    def render(self, selections: Mapping[str, Selection]) -> bytes:
-        """Exactly ``render_document(selections)``."""
+    def render(self, selections: Mapping[str, Selection], *,
+               built_from: Mapping[str, Selection] | None = None,
+               rewritten: Collection[str] | None = None) -> bytes:
+        """Exactly ``render_document(selections)``.
+
+        ``built_from`` and ``rewritten``: ``selections`` is a copy of ``built_from`` in
+        which only the providers ``rewritten`` were set or removed (how a write builds its
+        state; mappings handed to the codec are never changed afterwards). When
+        ``built_from`` is the dict last rendered, only those entries are rendered again:
+        at 100,000 providers that skips comparing every selection (6 ms of a write).
+        """
         if not selections:
             self._memory, self._adopted = _NOTHING_REMEMBERED, None
             return b"{}\n"
         memory = self._recall()
+        source = selections if type(selections) is dict else None
+        if rewritten is not None and built_from is not None and memory.source is built_from \
+                and source is not None and len(selections) == len(memory.providers):
+            position = memory.position
+            indices = [position.get(provider) for provider in rewritten]
+            if None not in indices and all(provider in selections for provider in rewritten):
+                ordered, texts = memory.selections.copy(), memory.texts.copy()
+                for index in indices:
+                    assert index is not None
+                    provider = memory.providers[index]
+                    ordered[index] = selections[provider]
+                    texts[index] = _entry_bytes(provider, ordered[index])
+                self._memory = _Remembered(memory.providers, ordered, texts, position, source)
+                return _join_entries(texts)
         if len(selections) == len(memory.providers):
             # The same providers, most selections the same objects: fetch them all in one
             # C call, find the others by halving, and re-render only those. A write keeps
@@ -574,7 +601,8 @@ class DocumentCodec:
                 texts = memory.texts.copy() if changed else memory.texts
                 for index in changed:
                     texts[index] = _entry_bytes(memory.providers[index], now[index])
-                self._memory = _Remembered(memory.providers, now, texts, memory.position)
+                self._memory = _Remembered(memory.providers, now, texts, memory.position,
+                                           source)
                 return _join_entries(texts)
         providers = sorted(selections)
         ordered = [selections[provider] for provider in providers]
@@ -586,7 +614,8 @@ class DocumentCodec:
             else:
                 texts.append(_entry_bytes(provider, selection))
         self._memory = _Remembered(providers, ordered, texts,
-                                   {provider: i for i, provider in enumerate(providers)})
+                                   {provider: i for i, provider in enumerate(providers)},
+                                   source)
         return _join_entries(texts)
 
     @property

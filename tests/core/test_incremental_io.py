@@ -177,9 +177,9 @@ def test_a_file_as_modelboard_wrote_it_loads_without_rendering(
     rendered: list[int] = []
     real_render = fileformat.DocumentCodec.render
 
-    def counting(self: DocumentCodec, selections: object) -> bytes:
+    def counting(self: DocumentCodec, selections: object, **hints: object) -> bytes:
         rendered.append(1)
-        return real_render(self, selections)  # type: ignore[arg-type]
+        return real_render(self, selections, **hints)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fileformat.DocumentCodec, "render", counting)
     reader = open_writer(data_file)
@@ -419,3 +419,34 @@ def test_a_writer_that_gave_up_waiting_leaves_the_lock_free(
     assert open_writer(data_file).get_model_selection("openai").model_name == "second"
     with filelock.FileLock(lock_path).acquire(timeout=10):
         pass  # nobody kept it
+
+
+change_strategy = st.tuples(st.sampled_from(PROVIDERS), st.sampled_from(["set", "remove"]),
+                            st.sampled_from(["gpt-4o", "m\"x", "o3"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(selections_strategy, st.lists(st.lists(change_strategy, min_size=1, max_size=3),
+                                     min_size=1, max_size=8))
+def test_rendering_only_what_a_write_changed_gives_the_whole_rendering(
+        start: dict[str, Selection], writes: list[list[tuple[str, str, str]]]) -> None:
+    # A write renders only the providers it names when its state was built from the
+    # dict the codec rendered last; adds, removals and a stale base take the long way.
+    codec = DocumentCodec()
+    state = dict(start)
+    codec.render(state)
+    for changes in writes:
+        changed = dict(state)
+        for provider, action, model in changes:
+            if action == "set":
+                changed[provider] = Selection(model)
+            else:
+                changed.pop(provider, None)
+        named = {provider for provider, _action, _model in changes}
+        assert codec.render(changed, built_from=state, rewritten=named) == \
+            render_document(changed)
+        state = changed
+    # Named as built from a dict it did not render last: never trusted.
+    other = {**state, "p1": Selection("elsewhere")}
+    assert codec.render(other, built_from=dict(state), rewritten=set()) == \
+        render_document(other)
