@@ -441,6 +441,7 @@ class FileBackend:
                 os.close(fd)
         like = Ownership.of(seen) if seen is not None else lock.like_data
         current: Mapping[str, Selection]
+        found: object = None  # the token of what was read, when it was worked out
         if seen is None:
             if not create:
                 self._refuse_lost_file(folder, target, base)
@@ -448,7 +449,7 @@ class FileBackend:
         elif data is None:
             current = base.selections  # unreadable, but copied aside at start-up
             data = b""  # (not the empty document: its revision is unknown)
-        elif self._token_of(data) == base.token:
+        elif (found := self._token_of(data)) == base.token:
             current = base.selections  # unchanged since we loaded it: no need to parse
         else:
             current = self._codec.parse(data, path=self.location)
@@ -470,7 +471,7 @@ class FileBackend:
         append: Callable[[], Callable[[], None]] | None = None
         close_tail: Callable[[], None] = lambda: None  # noqa: E731
         if result.history:
-            file_revision = self._revision_now(data, current, base)
+            file_revision = self._revision_now(data, found, current, base)
             history = self._history_of(target)
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
@@ -536,14 +537,20 @@ class FileBackend:
             except OSError:
                 os.close(fd)
 
-    def _revision_now(self, data: bytes | None, current: Mapping[str, Selection],
-                      base: StoredState) -> str | None:
-        """The data file's revision as read under the lock (None: it could not be used)."""
+    def _revision_now(self, data: bytes | None, token: object,
+                      current: Mapping[str, Selection], base: StoredState) -> str | None:
+        """The data file's revision as read under the lock (None: it could not be used);
+        ``token`` is its token (None when it was not worked out)."""
         if data is None:
             return _EMPTY_REVISION
+        if token is None:
+            token = self._token_of(data)
         if current is base.selections:
-            return base.revision if self._token_of(data) == base.token else None
-        return revision_of_bytes(self._codec.render(current))
+            return base.revision if token == base.token else None
+        rendered = self._codec.render(current)
+        if isinstance(token, bytes) and rendered == data:
+            return revision_of_digest(token)  # written as we write it: already hashed
+        return revision_of_bytes(rendered)
 
     def _document_at(self, revision: str, base: StoredState) -> Mapping[str, Selection] | None:
         """A document known to be at ``revision``: the last one loaded, or the backup."""
