@@ -55,7 +55,15 @@ from .history import (
 )
 from .logs import logger
 from .models import HistoryEntry, Selection
-from .safefiles import Folder, Ownership, read_bounded, signature, user_name, write_all
+from .safefiles import (
+    Folder,
+    Ownership,
+    close_if_still,
+    read_bounded,
+    signature,
+    user_name,
+    write_all,
+)
 
 __all__ = ["FileBackend"]
 
@@ -530,7 +538,7 @@ class FileBackend:
         """Keep ``fd`` (of the file just put in place) open instead of the one before."""
         held, self._held = self._held, None
         if held is not None:
-            os.close(held[0])
+            close_if_still(*held)
         if fd is not None:
             try:
                 self._held = (fd, signature(os.fstat(fd)))
@@ -1205,10 +1213,18 @@ class _Hasher:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._owner_pid: int | None = None
         self._jobs: queue.SimpleQueue[tuple[bytes, list[str], threading.Event]] = \
             queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        # A forked child has this object but not its thread, and maybe the guard held by
+        # a thread of the parent that is not there: start afresh.
+        self._guard = threading.Lock()
+        self._jobs = queue.SimpleQueue()
+        self._thread = None
 
     def revision_soon(self, rendered: bytes) -> Callable[[], str]:
         """The revision of ``rendered``, hashed now or elsewhere: call for it when needed."""
@@ -1229,13 +1245,10 @@ class _Hasher:
 
     def _running(self) -> threading.Thread:
         with self._guard:
-            if self._thread is None or self._owner_pid != os.getpid():
-                # First use, or in a forked child (which has the object, not the thread).
-                self._jobs = queue.SimpleQueue()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._work, args=(self._jobs,),
                                                 name="modelboard-hash", daemon=True)
                 self._thread.start()
-                self._owner_pid = os.getpid()
             return self._thread
 
     @staticmethod

@@ -59,7 +59,7 @@ from .errors import ConfigurationError
 from .fileformat import _selection_from_json, render_document, revision_of_bytes
 from .logs import logger
 from .models import HistoryEntry, Selection
-from .safefiles import signature, write_all
+from .safefiles import close_if_still, signature, write_all
 
 __all__ = [
     "KEEP_SEGMENTS",
@@ -499,7 +499,7 @@ class HistoryFile:
         """Close the active file kept open between writes, if any."""
         kept, self._kept = self._kept, None
         if kept is not None:
-            os.close(kept[0])
+            close_if_still(kept[0], kept[1])
 
     # -- segments --------------------------------------------------------------------------
     def _segment_path(self, number: int, compressed: bool) -> Path:
@@ -678,7 +678,7 @@ class HistoryFile:
         except OSError:
             unchanged = False
         if not unchanged:  # rotated, appended to by another writer, edited, deleted
-            os.close(fd)
+            close_if_still(fd, seen)
             return None
         return _Tail(tail.prev, tail.number, tail.revision, tail.last, fd=fd, size=tail.size)
 
@@ -686,7 +686,7 @@ class HistoryFile:
         """Keep ``tail``'s descriptor open after the write, with what it says now."""
         assert tail.fd is not None
         if self._kept is not None and self._kept[0] != tail.fd:
-            os.close(self._kept[0])
+            close_if_still(self._kept[0], self._kept[1])
         self._kept = None
         try:
             seen = signature(os.fstat(tail.fd))

@@ -400,6 +400,21 @@ def signature(status: os.stat_result) -> tuple[int, ...]:
             status.st_ctime_ns)
 
 
+def close_if_still(fd: int, seen: tuple[int, ...]) -> None:
+    """Close ``fd`` if it still is the file whose :func:`signature` was ``seen``.
+
+    A descriptor kept open between writes can be closed behind our back (a library that
+    daemonises closes every descriptor) and its number given to another file: that one
+    is not ours to close.
+    """
+    try:
+        now = os.fstat(fd)
+    except OSError:
+        return
+    if (now.st_dev, now.st_ino) == seen[:2]:
+        os.close(fd)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written; a write that makes no progress fails."""
     view = memoryview(data)

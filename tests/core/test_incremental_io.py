@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -450,3 +452,28 @@ def test_rendering_only_what_a_write_changed_gives_the_whole_rendering(
     other = {**state, "p1": Selection("elsewhere")}
     assert codec.render(other, built_from=dict(state), rewritten=set()) == \
         render_document(other)
+
+
+def test_descriptors_closed_behind_its_back_are_not_closed_again(data_file: Path) -> None:
+    # A writer keeps its last file and the history open between writes. A library that
+    # daemonises closes every descriptor; the numbers then go to other files, which the
+    # next write must leave open.
+    data_file.parent.mkdir(parents=True)
+    script = f"""
+import os, sys
+from modelboard.core import Catalog, open_store
+store = open_store({str(data_file)!r}, catalog=Catalog.from_mapping({{"openai": None}}),
+                   actor="tester")
+store.set_model_selection("openai", "first")
+os.closerange(3, 256)
+others = [os.open(os.devnull, os.O_RDONLY) for _ in range(8)]
+store.set_model_selection("openai", "second")
+store.set_model_selection("openai", "third")
+for fd in others:
+    os.fstat(fd)  # raises if a write closed it
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
+    assert '"model_name": "third"' in data_file.read_text()
