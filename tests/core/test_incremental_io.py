@@ -403,8 +403,8 @@ def test_writers_taking_turns_keep_one_unbroken_history(data_file: Path) -> None
 
 def test_a_writer_that_gave_up_waiting_leaves_the_lock_free(
         data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Waiting is a blocking flock in a thread; one that timed out takes the lock when
-    # it comes free and must let it go at once, or every later writer would wait.
+    # A writer that timed out must hold nothing afterwards, or every later writer would
+    # wait for it.
     store = open_writer(data_file)
     store.set_model_selection("openai", "first")
     lock_path = data_file.with_name(data_file.name + ".lock")
