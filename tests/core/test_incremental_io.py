@@ -477,3 +477,39 @@ print("ok")
                           timeout=60, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
     assert '"model_name": "third"' in data_file.read_text()
+
+
+def _catalog_of_600() -> Catalog:
+    return Catalog.from_mapping(dict.fromkeys(f"p-{index:04d}" for index in range(600)))
+
+
+def _write_in_child(path: str, model: str) -> None:
+    store = open_store(path, catalog=_catalog_of_600(), actor="child")
+    store.set_model_selection("p-0001", model)
+    store.close()
+
+
+def test_a_large_store_forked_mid_work_writes_on_in_parent_and_child(data_file: Path) -> None:
+    # From 64 kB on, a write hands its hash and the closing of the replaced copy to a
+    # helper thread: a fork must not leave the child waiting on a thread it lacks.
+    import multiprocessing
+
+    selections = {f"p-{index:04d}": Selection(f"model-{index}", updated_by="ops")
+                  for index in range(600)}
+    data_file.parent.mkdir(parents=True)
+    data_file.write_bytes(render_document(selections))
+    assert data_file.stat().st_size > 64 * 1024
+    store = open_store(data_file, catalog=_catalog_of_600(), actor="parent")
+    store.set_model_selection("p-0000", "before-the-fork")
+    store.set_model_selection("p-0002", "replaced-copy-pending")
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_child, args=(str(data_file), "from-the-child"))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    store.set_model_selection("p-0003", "after-the-fork")
+    final = open_store(data_file, catalog=_catalog_of_600(), read_only=True)
+    assert [final.get_model_selection(p).model_name for p in ("p-0000", "p-0001", "p-0003")] \
+        == ["before-the-fork", "from-the-child", "after-the-fork"]
+    verification = final.verify_history()
+    assert verification is not None and verification.problem is None
