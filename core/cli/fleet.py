@@ -76,9 +76,14 @@ def _row(reader: Reader) -> tuple[str, ...]:
 
 
 def cmd_fleet(session: Session) -> int:
-    store = session.open_for_reading()
+    # Not open_for_reading: a data file that does not load is when the fleet matters most
+    # (every reader that reloaded it shows its error); it is said, not a refusal.
+    store = session.open(read_only=True)
     readers = Fleet(store).readers(confirm=True)
     terminal = session.terminal
+    if store.load_error is not None and not session.as_json:
+        terminal.error(f"{store.load_error}; readers are judged against the last "
+                       "revision that loaded")
     healthy = all(r.status == "current" for r in readers if r.live)
     if session.as_json:
         session.print_json({"revision": store.snapshot.revision, "summary": summary(readers),

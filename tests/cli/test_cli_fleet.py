@@ -53,6 +53,22 @@ def test_fleet_lists_a_reader_and_its_json(modelboard: Modelboard,
     assert json.dumps(data)  # plain JSON all through
 
 
+def test_fleet_lists_readers_while_the_file_does_not_load(modelboard: Modelboard,
+                                                          proxy: SelectionStore,
+                                                          data_file: Path) -> None:
+    data_file.write_text('{"openai": ')  # a bad deploy: every reader keeps its last good
+    wait_until(lambda: proxy.load_error, lambda error: error is not None, what="the reload")
+    done = wait_until(lambda: modelboard("fleet"), lambda run: "error" in run.out)
+    assert done.code == 1
+    _header, row, total = done.out.splitlines()
+    assert row.split()[0] == "proxy-eu-1" and "error" in row
+    assert total == "1 reader: 1 error"
+    assert done.err.startswith(f"modelboard: {data_file}:1:") and "\n" not in done.err.strip()
+    data = modelboard("fleet", "--json").json()
+    assert data["all_current"] is False
+    assert data["readers"][0]["status"] == "error"
+
+
 def test_wait_on_every_write_command(modelboard: Modelboard, proxy: SelectionStore,
                                      tmp_path: Path, data_file: Path) -> None:
     pinned = tmp_path / "pinned.json"
