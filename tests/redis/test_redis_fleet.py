@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+import subprocess
+import sys
+from typing import Any
+
 import pytest
 from fleet_readers import TEST_HEARTBEAT_S, reader_processes, wait_until
 from redis_server import RedisServer
@@ -73,6 +80,84 @@ def test_ten_readers_on_one_redis(redis_server: RedisServer, redis_url: str,
 
         readers[0].send("close")
         wait_until(fleet.readers, lambda rs: readers[0].name not in statuses(rs))
+
+
+def modelboard(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command on the store at ``url``."""
+    return subprocess.run([sys.executable, "-m", "modelboard.core.cli", "--file", url, *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def fleet_json(url: str) -> tuple[int, dict[str, Any]]:
+    done = modelboard(url, "fleet", "--json")
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done
+    return done.returncode, json.loads(done.stdout)
+
+
+def fleet_statuses(data: dict[str, Any]) -> dict[str, str]:
+    return {r["report"]["name"]: r["status"] for r in data["readers"] if r["report"]}
+
+
+def test_the_command_line_on_redis_with_a_stopped_reader(redis_url: str) -> None:
+    """``fleet --json`` and ``set --wait`` as real processes, readers SIGSTOPped and resumed.
+
+    A stopped reader still within its three heartbeats is live and behind: both fail,
+    naming it. Once stale it is listed as such, and neither the check nor the wait counts
+    it (README, Fleet). After SIGCONT it catches up and both pass with it counted again.
+    """
+    writer = open_store(redis_url, actor="deployer")
+    writer.set_model_selection("openai", "gpt-4o")
+    slow_beat = 4.0  # stale after 12 s: time for two commands while it is stopped but live
+    with reader_processes(redis_url, ["proxy-0", "proxy-1"]), \
+            reader_processes(redis_url, ["proxy-slow"],
+                             env={"MODELBOARD_HEARTBEAT_S": str(slow_beat)}) as [slow]:
+        code, data = wait_until(lambda: fleet_json(redis_url), lambda run: fleet_statuses(
+            run[1]) == dict.fromkeys(["proxy-0", "proxy-1", "proxy-slow"], "current"))
+        assert code == 0 and data["all_current"] is True
+        assert data["summary"] == "3 readers: 3 current"
+
+        # Stopped just after a heartbeat, so that it stays live through the next commands.
+        fleet = Fleet(writer)
+
+        def sequence() -> int:
+            (seen,) = [r for r in fleet.readers() if r.report and r.report.pid == slow.pid]
+            assert seen.report is not None
+            return seen.report.sequence
+        first = sequence()
+        wait_until(sequence, lambda now: now != first, timeout=3 * slow_beat,
+                   what="the slow reader's heartbeat")
+        slow.pause()
+        done = modelboard(redis_url, "set", "openai", "gpt-4.1", "--wait=1")
+        assert done.returncode == 1, done
+        assert re.fullmatch(rf"modelboard: 2 of 3 after 1 s; proxy-slow "
+                            rf"\({re.escape(socket.gethostname())}, pid {slow.pid}\) still on "
+                            r"[0-9a-f]{6}…\n", done.stderr), done.stderr
+        code, data = fleet_json(redis_url)
+        assert code == 1 and data["all_current"] is False
+        assert fleet_statuses(data) == {"proxy-0": "current", "proxy-1": "current",
+                                        "proxy-slow": "behind"}
+
+        # Three heartbeats missed: stale, listed, and no longer what the check waits on.
+        code, data = wait_until(lambda: fleet_json(redis_url),
+                                lambda run: fleet_statuses(run[1]).get("proxy-slow") == "stale",
+                                timeout=3 * slow_beat + 15, what="the stopped reader")
+        assert code == 0 and data["all_current"] is True
+        assert data["summary"] == "3 readers: 2 current, 1 stale"
+        (stale,) = [r for r in data["readers"] if r["status"] == "stale"]
+        assert stale["report"]["pid"] == slow.pid and stale["age_s"] > 3 * slow_beat
+        done = modelboard(redis_url, "set", "openai", "gpt-4o-mini", "--wait=1")
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"^reached 2 of 2 readers in \d+ ms$", done.stdout, re.M), done.stdout
+
+        # SIGCONT: it catches up, and both count it again.
+        slow.resume()
+        code, data = wait_until(lambda: fleet_json(redis_url), lambda run: run[0] == 0 and run[
+            1]["summary"] == "3 readers: 3 current", what="the resumed reader")
+        writer.reload()  # the commands wrote since
+        assert data["revision"] == writer.snapshot.revision
+        done = modelboard(redis_url, "set", "openai", "gpt-4.1", "--wait=5")
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"^reached 3 of 3 readers in \d+ ms$", done.stdout, re.M), done.stdout
 
 
 def test_a_foreign_entry_under_the_prefix_is_unreadable(redis_url: str, redis_key: str) -> None:
