@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fleet_readers import reader_processes
+from textual.widgets import DataTable
 from tui_helpers import FIXTURES, fixed_clock, screen_text, wait_for
 
 from modelboard.core import SelectionStore, open_store
@@ -88,5 +89,39 @@ async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
                                in screen_text(app), timeout=20, what="the resumed reader")
                 await pilot.press("escape")
                 await wait_for(pilot, lambda: not isinstance(app.screen, FleetScreen))
+        finally:
+            store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_editor_shows_a_killed_reader_as_stale_and_does_not_wait_for_it(
+        seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fleet, "REACH_TIMEOUT_S", 5)
+    with reader_processes(str(seeded_file), ["proxy-a", "proxy-b", "proxy-c"]) as readers:
+        store: SelectionStore = open_store(seeded_file, actor="tester@host", report=False)
+        app = ModelboardApp(store, clock=fixed_clock, watch=True, cursor_blink=False)
+        try:
+            async with app.run_test(size=(120, 30), notifications=True) as pilot:
+                await wait_for(pilot, lambda: "readers 3/3 current" in screen_text(app),
+                               timeout=20, what="the fleet in the header")
+                killed = readers[1]
+                killed.kill()  # SIGKILL: no close(), its report stays where it was
+                await wait_for(pilot, lambda: "2/3 current · 1 stale" in screen_text(app),
+                               timeout=20, what="the killed reader in the header")
+                # A save reaches the two live readers; the dead one is not waited for.
+                app.main.save(PendingChange("set", "openai", "gpt-4.1"))
+                await wait_for(pilot, lambda: "Reached all 2 readers in" in screen_text(app),
+                               timeout=20, what="the reached notice")
+
+                await pilot.press("f")
+                await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+                await wait_for(pilot, lambda: "3 readers: 2 current, 1 stale"
+                               in screen_text(app), timeout=10, what="the fleet screen")
+                table = app.screen.query_one("#fleet-table", DataTable)
+                rows = {str(table.get_row(key)[2]): str(table.get_row(key)[5])
+                        for key in table.rows}
+                assert rows[str(killed.pid)].startswith("stale (no heartbeat for ")
+                assert [rows[str(r.pid)] for r in (readers[0], readers[2])] == ["current"] * 2
         finally:
             store.close()
