@@ -54,10 +54,12 @@ def reached_notice(waited: Waited) -> tuple[str, bool] | None:
     if waited.total == 0 and not waited.laggards:
         return None
     if waited.reached:
-        return f"Reached all {waited.total} readers in {_took(waited.seconds)}.", False
+        every = "the only reader" if waited.total == 1 else f"all {waited.total} readers"
+        return f"Reached {every} in {_took(waited.seconds)}.", False
     names = ", ".join(r.label for r in waited.laggards[:4])
     more = f" and {len(waited.laggards) - 4} more" if len(waited.laggards) > 4 else ""
-    return (f"{waited.count} of {waited.total} readers after {REACH_TIMEOUT_S:.0f} s; "
+    noun = "reader" if waited.total == 1 else "readers"
+    return (f"{waited.count} of {waited.total} {noun} after {REACH_TIMEOUT_S:.0f} s; "
             f"not reached: {names}{more}", True)
 
 

@@ -13,8 +13,9 @@ from textual.widgets import DataTable
 from tui_helpers import FIXTURES, fixed_clock, screen_text, wait_for
 
 from modelboard.core import SelectionStore, open_store
+from modelboard.core.fleet import Waited
 from modelboard.tui import ModelboardApp, fleet
-from modelboard.tui.fleet import FleetScreen
+from modelboard.tui.fleet import FleetScreen, reached_notice
 from modelboard.tui.screen import PendingChange
 from modelboard.tui.screenshots import write_demo_fleet
 
@@ -125,3 +126,12 @@ async def test_the_editor_shows_a_killed_reader_as_stale_and_does_not_wait_for_i
                 assert [rows[str(r.pid)] for r in (readers[0], readers[2])] == ["current"] * 2
         finally:
             store.close()
+
+
+def test_the_notice_after_a_save_counts_one_reader_as_one() -> None:
+    alone = Waited(reached=True, seconds=0.042, count=1, total=1, laggards=[])
+    assert reached_notice(alone) == ("Reached the only reader in 42 ms.", False)
+    many = Waited(reached=True, seconds=1.5, count=8, total=8, laggards=[])
+    assert reached_notice(many) == ("Reached all 8 readers in 1.5 s.", False)
+    missed = Waited(reached=False, seconds=10.0, count=0, total=1, laggards=[])
+    assert reached_notice(missed) == ("0 of 1 reader after 10 s; not reached: ", True)
