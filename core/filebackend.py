@@ -18,6 +18,7 @@ import re
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,7 @@ from .logs import logger
 from .models import HistoryEntry, Selection
 from .safefiles import (
     Folder,
+    KeptOpen,
     Ownership,
     close_if_still,
     read_bounded,
@@ -121,7 +123,8 @@ class FileBackend:
         #: A descriptor of the file our last write put in place, and its status just
         #: after: while we hold it open its inode number cannot be reused, so a data file
         #: with that status is exactly those bytes, and a write need not read it back.
-        self._held: tuple[int, tuple[int, ...]] | None = None
+        self._held = KeptOpen()
+        weakref.finalize(self, self._held.drop)
         #: (device and inode of the data file's folder, the real path of the data file).
         self._real_folder: tuple[tuple[int, int], Path] | None = None
         self._last_read: tuple[object, bytes] | None = None
@@ -442,9 +445,8 @@ class FileBackend:
         if fd is not None:
             try:
                 seen = os.fstat(fd)
-                if self._held is not None and self._written is not None \
-                        and signature(seen) == self._held[1]:
-                    data = self._written[1]  # our own last write, untouched since
+                if self._is_our_last_write(seen):
+                    data = self._written[1]  # type: ignore[index]  # untouched since
                 elif _identity(seen) != self._quarantined:
                     data = read_bounded(fd, MAX_DOCUMENT_BYTES, str(target))
             finally:
@@ -536,19 +538,43 @@ class FileBackend:
                                since=base.token)
         return StoredState(result.selections, revision, token=token)
 
-    def _hold(self, fd: int | None) -> None:
-        """Keep ``fd`` (of the file just put in place) open instead of the one before."""
-        held, self._held = self._held, None
+    def _is_our_last_write(self, seen: os.stat_result) -> bool:
+        """Whether the data file, of status ``seen``, is exactly what our last write put there.
+
+        We hold that file open (so its inode number cannot go to another file) and took
+        its signature just after the rename, having checked it was not written to since
+        it was synced; the descriptor must still be that file too.
+        """
+        held = self._held.entry
+        if held is None or self._written is None or signature(seen) != held[1]:
+            return False
+        try:
+            return signature(os.fstat(held[0])) == held[1]
+        except OSError:
+            return False
+
+    def _hold(self, kept: tuple[int, os.stat_result] | None) -> None:
+        """Keep ``kept`` (a read-only descriptor of the file just put in place, and its
+        status once synced) open instead of the one before."""
+        held = self._held.take()
         if held is not None:
             if held[1][2] >= _ELSEWHERE_BYTES:  # its size: freeing it can take a while
                 _helper.submit(functools.partial(close_if_still, *held))
             else:
                 close_if_still(*held)
-        if fd is not None:
-            try:
-                self._held = (fd, signature(os.fstat(fd)))
-            except OSError:
-                os.close(fd)
+        if kept is None:
+            return
+        fd, synced = kept
+        try:
+            now = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != \
+                (synced.st_ino, synced.st_size, synced.st_mtime_ns):
+            os.close(fd)  # written to in place since it was synced: not provably ours
+            return
+        self._held.entry = (fd, signature(now))
 
     def _revision_now(self, data: bytes | None, token: object,
                       current: Mapping[str, Selection], base: StoredState) -> str | None:
@@ -764,7 +790,7 @@ class FileBackend:
                    like: Ownership, *, durable: bool,
                    before_rename: Callable[[], Callable[[], None]] | None = None,
                    check: Callable[[], bool] | None = None,
-                   keep_open: bool = False) -> int | None:
+                   keep_open: bool = False) -> tuple[int, os.stat_result] | None:
         """Temp file in the same folder, fsync, rename over, fsync the folder.
 
         ``data`` is the bytes, or a function that writes them to the descriptor it is
@@ -773,11 +799,12 @@ class FileBackend:
         (it may refuse by raising); what it returns undoes it if the rename does not
         happen. ``check``, when given, is asked after that, just before the rename; False
         (the file changed since it was read) raises _ChangedMeanwhile. With ``keep_open``,
-        returns a descriptor of the new file (the caller closes it).
+        returns a read-only descriptor of the new file (the caller closes it) and its
+        status once synced, before the rename.
         """
         where = folder.where(name)
         temp: str | None = None
-        kept: int | None = None
+        kept: tuple[int, os.stat_result] | None = None
         try:
             temp = f".{name}.tmp-{os.urandom(8).hex()}"
             fd = folder.create(temp, like)
@@ -789,10 +816,9 @@ class FileBackend:
                 if durable:
                     os.fsync(fd)
                 if keep_open:
-                    kept, fd = fd, -1
+                    kept = _read_only_twin(folder, temp, fd)
             finally:
-                if fd >= 0:
-                    os.close(fd)
+                os.close(fd)
             undo = before_rename() if before_rename is not None else None
             try:
                 if check is not None and not check():
@@ -815,7 +841,7 @@ class FileBackend:
         finally:
             if temp is not None:  # not renamed into place
                 if kept is not None:
-                    os.close(kept)
+                    os.close(kept[0])
                 with contextlib.suppress(OSError):
                     folder.unlink(temp)
         if durable:
@@ -935,7 +961,7 @@ class FileBackend:
 
     def close(self) -> None:
         with self._thread_lock:
-            self._hold(None)
+            self._held.drop()
             for history in self._histories.values():
                 history.close()
 
@@ -1158,6 +1184,21 @@ def _same_file(before: os.stat_result | None, now: os.stat_result | None) -> boo
     return signature(before) == signature(now)
 
 
+def _read_only_twin(folder: Folder, name: str, fd: int) -> tuple[int, os.stat_result] | None:
+    """A read-only descriptor of the temp file ``fd`` (at ``name``) and its status, or
+    None if the name is no longer that file: the one kept after the rename must not be
+    able to write the data file."""
+    synced = os.fstat(fd)
+    twin = folder.open(name)
+    if twin is None:
+        return None
+    status = os.fstat(twin)
+    if (status.st_dev, status.st_ino) != (synced.st_dev, synced.st_ino):
+        os.close(twin)
+        return None
+    return twin, synced
+
+
 def _providers_changed(before: Mapping[str, Selection],
                        after: Mapping[str, Selection]) -> frozenset[str]:
     """Every provider whose selection is not the same object in both (or is in one only)."""
@@ -1204,7 +1245,7 @@ class _Helper:
     def submit(self, job: Callable[[], _T]) -> Callable[[], _T]:
         """Run ``job`` in the helper thread; call what is returned to wait for its result."""
         with self._guard:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, args=(self._jobs,),
                                                 name="modelboard-writes", daemon=True)
                 self._thread.start()

@@ -49,6 +49,7 @@ import json
 import os
 import re
 import stat
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -59,7 +60,7 @@ from .errors import ConfigurationError
 from .fileformat import _selection_from_json, render_document, revision_of_bytes
 from .logs import logger
 from .models import HistoryEntry, Selection
-from .safefiles import close_if_still, signature, write_all
+from .safefiles import KeptOpen, close_if_still, signature, write_all
 
 __all__ = [
     "KEEP_SEGMENTS",
@@ -493,13 +494,13 @@ class HistoryFile:
         #: The active file as our last append left it: its descriptor, its signature
         #: then, and its tail. A write finding it unchanged skips opening it and reading
         #: its end again (a fifth of a write's time at 10 providers).
-        self._kept: tuple[int, tuple[int, ...], _Tail] | None = None
+        self._kept = KeptOpen()
+        self._kept_tail_state: _Tail | None = None
+        weakref.finalize(self, self._kept.drop)
 
     def close(self) -> None:
         """Close the active file kept open between writes, if any."""
-        kept, self._kept = self._kept, None
-        if kept is not None:
-            close_if_still(kept[0], kept[1])
+        self._kept.drop()
 
     # -- segments --------------------------------------------------------------------------
     def _segment_path(self, number: int, compressed: bool) -> Path:
@@ -668,10 +669,12 @@ class HistoryFile:
 
     def _kept_tail(self) -> _Tail | None:
         """The tail our last append left, if the file at the name is still just that."""
-        kept, self._kept = self._kept, None
-        if kept is None:
+        kept, tail = self._kept.take(), self._kept_tail_state
+        if kept is None or tail is None:
+            if kept is not None:
+                close_if_still(*kept)
             return None
-        fd, seen, tail = kept
+        fd, seen = kept
         try:
             unchanged = signature(os.stat(self.path, follow_symlinks=False)) == seen \
                 and signature(os.fstat(fd)) == seen
@@ -685,15 +688,19 @@ class HistoryFile:
     def _keep(self, tail: _Tail) -> None:
         """Keep ``tail``'s descriptor open after the write, with what it says now."""
         assert tail.fd is not None
-        if self._kept is not None and self._kept[0] != tail.fd:
-            close_if_still(self._kept[0], self._kept[1])
-        self._kept = None
+        before = self._kept.take()
+        if before is not None and before[0] != tail.fd:
+            close_if_still(*before)
         try:
             seen = signature(os.fstat(tail.fd))
         except OSError:
             return
-        self._kept = (tail.fd, seen, _Tail(tail.prev, tail.number, tail.revision, tail.last,
-                                           size=tail.size))
+        if seen[2] != tail.size:  # appended to or cut by someone else meanwhile: not ours
+            tail.kept = False
+            return
+        self._kept.entry = (tail.fd, seen)
+        self._kept_tail_state = _Tail(tail.prev, tail.number, tail.revision, tail.last,
+                                      size=tail.size)
         tail.kept = True
 
     def _tail_of_open(self, fd: int) -> _Tail:

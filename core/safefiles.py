@@ -415,6 +415,30 @@ def close_if_still(fd: int, seen: tuple[int, ...]) -> None:
         os.close(fd)
 
 
+class KeptOpen:
+    """A descriptor kept open between writes, with the :func:`signature` it had then.
+
+    Its owner registers ``weakref.finalize(owner, kept.drop)``, so that one dropped
+    without being closed still lets the descriptor go.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[int, tuple[int, ...]] | None = None
+
+    def take(self) -> tuple[int, tuple[int, ...]] | None:
+        """The entry, no longer kept (the caller closes or keeps it again)."""
+        entry, self.entry = self.entry, None
+        return entry
+
+    def drop(self) -> None:
+        """Close the descriptor kept, if it is still that file."""
+        entry = self.take()
+        if entry is not None:
+            close_if_still(*entry)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written; a write that makes no progress fails."""
     view = memoryview(data)

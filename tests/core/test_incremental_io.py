@@ -513,3 +513,62 @@ def test_a_large_store_forked_mid_work_writes_on_in_parent_and_child(data_file: 
         == ["before-the-fork", "from-the-child", "after-the-fork"]
     verification = final.verify_history()
     assert verification is not None and verification.problem is None
+
+
+def test_an_edit_in_place_while_a_write_finishes_is_kept_by_the_next_write(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An ordinary script rewriting the file in place just after our rename (here: while
+    # the folder is synced) must not be mistaken for our own write.
+    from modelboard.core import filebackend
+
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    real_fsync_folder = filebackend._fsync_folder
+    edited: list[bool] = []
+
+    def sync_then_someone_edits(folder: object) -> None:
+        real_fsync_folder(folder)  # type: ignore[arg-type]
+        if not edited:
+            edited.append(True)
+            document = data_file.read_bytes().replace(b"\n}\n", b',\n  "anthropic": '
+                                                      b'"claude-by-hand"\n}\n')
+            with open(data_file, "r+b") as file:
+                file.write(document)
+
+    monkeypatch.setattr(filebackend, "_fsync_folder", sync_then_someone_edits)
+    store.set_model_selection("openai", "second")
+    assert edited
+    store.set_model_selection("openai", "third")
+    reread = open_writer(data_file)
+    assert reread.get_model_selection("anthropic").model_name == "claude-by-hand"
+    assert reread.get_model_selection("openai").model_name == "third"
+
+
+def test_stores_dropped_without_close_leave_no_descriptor_open(data_file: Path) -> None:
+    import gc
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    open_writer(data_file).set_model_selection("openai", "first")
+    gc.collect()
+    before = open_descriptors()
+    for index in range(20):
+        open_writer(data_file).set_model_selection("openai", f"model-{index}")
+    gc.collect()
+    assert open_descriptors() <= before
+
+
+def test_the_descriptor_kept_of_the_data_file_cannot_write_it(data_file: Path) -> None:
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    store.set_model_selection("openai", "second")
+    real = os.path.realpath(data_file)
+    kept = [fd for fd in os.listdir("/proc/self/fd")
+            if os.path.realpath(f"/proc/self/fd/{fd}") == real]
+    assert kept  # the last write is held open ...
+    for fd in kept:  # ... read-only: a process that drops privileges keeps no write handle
+        info = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+        flags = int(next(line.split()[1] for line in info if line.startswith("flags:")), 8)
+        assert flags & (os.O_WRONLY | os.O_RDWR) == 0
+    store.close()
