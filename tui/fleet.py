@@ -10,6 +10,7 @@ module only shows it. Reports are read off the UI thread, once a second on the s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -33,6 +34,7 @@ __all__ = ["FLEET_POLL_SECONDS", "FleetScreen", "fleet_badge", "reached_notice"]
 FLEET_POLL_SECONDS = 1.0
 #: How long the notice after a save waits for every reader.
 REACH_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
 _COLUMNS = (("name", "name"), ("host", "host"), ("pid", "pid"), ("revision", "revision"),
             ("loaded", "loaded"), ("status", "status"))
 
@@ -93,9 +95,11 @@ class FleetScreen(Screen[None]):
     class Loaded(Message):
         """The reports were read (posted from the reading thread)."""
 
-        def __init__(self, readers: list[Reader]) -> None:
+        def __init__(self, readers: list[Reader], error: Exception | None = None) -> None:
             super().__init__()
             self.readers = readers
+            #: The reading failed: said in the summary line, the table keeps the last look.
+            self.error = error
 
     def __init__(self, store: SelectionStore, *, now: Callable[[], datetime],
                  live: bool = True) -> None:
@@ -120,10 +124,23 @@ class FleetScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="fleet-screen", exit_on_error=False)
     def _read(self) -> None:
-        self.post_message(self.Loaded(self._fleet.readers()))
+        try:
+            readers = self._fleet.readers()
+        except Exception as error:  # said on screen; the next interval reads again
+            self.post_message(self.Loaded([], error))
+            return
+        self.post_message(self.Loaded(readers))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
+        if message.error is not None:
+            log.error("the fleet screen could not read the reports", exc_info=message.error)
+            again = f"; reading them again in {FLEET_POLL_SECONDS:.0f} s" if self._live else ""
+            line = self.query_one("#fleet-summary", Static)
+            line.update(Text(clean(f"⚠ could not read the readers' reports: "
+                                   f"{type(message.error).__name__}: {message.error}{again}")))
+            line.set_class(True, "warning")
+            return
         readers = message.readers
         table: DataTable[Text] = self.query_one("#fleet-table", DataTable)
         wanted = {r.key: self._cells(r) for r in readers}

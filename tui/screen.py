@@ -276,10 +276,13 @@ class MainScreen(Screen[None]):
     class FleetRead(Message):
         """The readers' reports were read (for the header), or a save reached them."""
 
-        def __init__(self, readers: list[Reader], waited: Waited | None = None) -> None:
+        def __init__(self, readers: list[Reader], waited: Waited | None = None,
+                     error: Exception | None = None) -> None:
             super().__init__()
             self.readers = readers
             self.waited = waited
+            #: The reading failed (the readers are then empty and mean nothing).
+            self.error = error
 
     class Saved(Message):
         """A change was stored (posted from the saving thread)."""
@@ -322,6 +325,7 @@ class MainScreen(Screen[None]):
         self._lines: dict[str, Text] = {}
         self._fleet = Fleet(store)
         self._fleet_badge: tuple[str, bool] | None = None
+        self._fault_from_fleet = False  # the fault line shows a failed read of the reports
         self._unannounced: list[ProviderChange] = []
         self._announce_timer_set = False
         self._checking_history = False
@@ -350,6 +354,11 @@ class MainScreen(Screen[None]):
         # A URL (redis://) names a server, a path a file; the editor does not look at
         # which backend class it has (the layer contract keeps it off core internals).
         return "the store" if "://" in self.store.location else "the file"
+
+    @property
+    def _until(self) -> str:
+        """What changes wait for while the store cannot be read."""
+        return "the file is fixed" if self.store_word == "the file" else "the store is back"
 
     @property
     def table(self) -> SelectionTable:
@@ -411,13 +420,16 @@ class MainScreen(Screen[None]):
             else:
                 return
 
-    def _report_fault(self, what: str, error: Exception, *, restarting: bool = False) -> None:
-        log.exception("the editor %s", what)
+    def _report_fault(self, what: str, error: Exception, *, restarting: bool = False,
+                      then: str | None = None) -> None:
+        log.error("the editor %s", what, exc_info=error)
         fault = self.query_one("#fault", Static)
-        then = "; watching again in a moment" if restarting else \
-            "; the table was reloaded from " + self.store_word
+        if then is None:
+            then = "; watching again in a moment" if restarting else \
+                "; the table was reloaded from " + self.store_word
         fault.update(safe_text(f"⚠ the editor {what}: {type(error).__name__}: {error}{then}"))
         fault.display = True
+        self._fault_from_fleet = False
 
     def show_change(self, event: ChangeEvent) -> None:
         """Put one ChangeEvent on screen: rows in place, a flash and a note for others' changes."""
@@ -485,8 +497,7 @@ class MainScreen(Screen[None]):
         banner.update(Text.assemble(
             ("⚠ cannot read ", "bold"), (clean(error.path or self.store.location), "bold"),
             "\n", clean(where + error.reason), "\n",
-            f"Showing the last good state; changes wait until {self.store_word} is "
-            + ("fixed." if self.store_word == "the file" else "back.")))
+            f"Showing the last good state; changes wait until {self._until}."))
         banner.display = True
 
     # -- the history's chain --------------------------------------------------------------
@@ -667,7 +678,7 @@ class MainScreen(Screen[None]):
     def why_not(self, action: str) -> str:
         """One line saying why ``action`` is unavailable on the highlighted row."""
         if self.store.load_error is not None:
-            return f"{self.store.location} cannot be read; changes wait until it is fixed"
+            return f"{self.store.location} cannot be read; changes wait until {self._until}"
         if action == "bulk":
             return "no rows are marked; space marks the highlighted row"
         provider = self.table.highlighted_provider
@@ -952,15 +963,33 @@ class MainScreen(Screen[None]):
     # -- the fleet: the header's badge, and whether a save reached every reader ----------
     @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
     def _read_fleet(self) -> None:
-        self.post_message(self.FleetRead(self._fleet.readers()))
+        try:
+            readers = self._fleet.readers()
+        except Exception as error:  # reported in the fault line; the next interval reads again
+            self.post_message(self.FleetRead([], error=error))
+            return
+        self.post_message(self.FleetRead(readers))
 
     @work(thread=True, group="fleet-save", exit_on_error=False)
     def _follow_save(self, revision: str) -> None:
-        waited = Fleet(self.store).wait_for(revision, timeout_s=REACH_TIMEOUT_S, poll_s=0.05)
+        try:
+            waited = Fleet(self.store).wait_for(revision, timeout_s=REACH_TIMEOUT_S,
+                                                poll_s=0.05)
+        except Exception as error:
+            self.post_message(self.FleetRead([], error=error))
+            return
         self.post_message(self.FleetRead([], waited))
 
     @on(FleetRead)
     def _fleet_read(self, message: FleetRead) -> None:
+        if message.error is not None:
+            self._report_fault("could not read the readers' reports", message.error,
+                               then=f"; reading them again in {FLEET_POLL_SECONDS * 2:.0f} s")
+            self._fault_from_fleet = True
+            return
+        if self._fault_from_fleet:  # read again: the fault it reported is over
+            self._fault_from_fleet = False
+            self.query_one("#fault", Static).display = False
         if message.waited is not None:
             notice = reached_notice(message.waited)
             if notice is not None:

@@ -130,3 +130,28 @@ async def test_a_typed_edit_survives_a_redis_outage(own_redis_server: RedisServe
                 check.close()
     finally:
         store.close()
+
+
+async def test_with_redis_down_the_editor_says_changes_wait_for_the_store(
+        own_redis_server: RedisServer, redis_key: str) -> None:
+    """The store's wording, not the file's: in the banner and in why a key does nothing."""
+    server = own_redis_server.start()
+    url = server.url(redis_key)
+    open_store(url).set_model_selection("openai", "gpt-4o")
+    store = open_store(url, actor="tester@host", report=False)
+    app = ModelboardApp(store, cursor_blink=False)
+    try:
+        async with app.run_test(size=(160, 30), notifications=True) as pilot:
+            await wait_for(pilot, lambda: store.watching, "the watcher")
+            table = app.main.table
+            table.move_cursor(row=table.get_row_index("openai"))
+            await asyncio.to_thread(server.kill)
+            await wait_for(pilot, lambda: "cannot reach Redis" in screen_text(app), "the banner")
+            assert "changes wait until the store is back" in screen_text(app)
+            await pilot.press("e")
+            await wait_for(pilot, lambda: "Cannot edit" in screen_text(app), "the refusal")
+            said = app.main.why_not("edit")
+            assert said == f"{url} cannot be read; changes wait until the store is back"
+            assert "fixed" not in screen_text(app)
+    finally:
+        store.close()

@@ -53,3 +53,28 @@ async def test_marks_follow_a_live_typo_and_its_fix(seeded_file: Path, open_app)
                        what="the mark gone once the entry is fixed")
         assert "not served" not in screen_text(app)
         assert table.problem_of("openai") is None
+
+
+async def test_a_hand_edit_adding_an_unknown_provider_is_marked_and_not_served(
+        seeded_file: Path, open_app) -> None:
+    document = json.loads(seeded_file.read_text())
+    document.pop("internal-gateway", None)  # the fixture's own unknown provider: ours alone
+    replace_file(seeded_file, document)
+    app = open_app(seeded_file, watch=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.store.watching, what="the watcher")
+        table = app.main.table
+        assert "invalid" not in screen_text(app).splitlines()[0]
+        replace_file(seeded_file, {**document, "made-up-provider": entry("x")})
+        await wait_for(pilot, lambda: table.problem_of("made-up-provider") is not None,
+                       what="the hand edit on screen")
+        assert table.row_text("made-up-provider").split()[1:3] == ["✗", "x"]
+        put_cursor_on(app, "made-up-provider")
+        await wait_for(pilot, lambda: "1 invalid" in screen_text(app).splitlines()[0],
+                       what="the count in the header")
+        await wait_for(pilot, lambda: "unknown provider" in screen_text(app).splitlines()[-2],
+                       what="the reason in the detail line")
+        detail = screen_text(app).splitlines()[-2]
+        assert detail.split()[0] == "made-up-provider"
+        assert "✗ not served, the proxy serves nothing (its default): unknown provider" in detail
+        assert app.store.get_model_selection("made-up-provider") is None
