@@ -67,17 +67,23 @@ DETAILED_REASONS = 100
 
 def _rejection(catalog: Catalog, provider: str, model: str, *,
                detailed: bool = True) -> str | None:
-    """Why the catalog rejects ``model`` for ``provider``, or None if it accepts it."""
+    """Why the catalog rejects ``model`` for ``provider``, or None if it accepts it.
+
+    The reason names the provider and the stored value, whichever is wrong.
+    """
     spec = catalog.get(provider)
     if spec is not None and spec.accepts(model):
         return None  # the common case, without building a message
+    unknown = f"unknown provider {provider!r}"
+    named = f"{unknown} (stored model {model!r})"
     if not detailed:
-        return f"unknown provider {provider!r}" if spec is None else \
+        return named if spec is None else \
             f"{provider}: model {model!r} is not served by {provider}"
     try:
         catalog.validate(provider, model)
     except ValidationError as exc:
-        return str(exc)
+        # The catalog's message for an unknown provider leaves the model out: say it.
+        return str(exc).replace(unknown, named, 1) if spec is None else str(exc)
     return None
 
 

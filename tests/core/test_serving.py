@@ -87,16 +87,23 @@ def test_a_typo_with_no_valid_value_in_this_process_serves_nothing(
         data_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     data_file.parent.mkdir(parents=True)
-    data_file.write_text(json.dumps({"openai": "gpt-4oo", "anthropic": "claude-3-haiku"}))
+    data_file.write_text(json.dumps({"openai": "gpt-4oo", "anthropic": "claude-3-haiku",
+                                     "acme": "rocket-1"}))
     store = open_store(data_file)
     assert store.get_model_selection("openai") is None
     assert store.model_for("openai", "gpt-4o-mini") == "gpt-4o-mini"
     assert store.model_for("anthropic", "x") == "claude-3-haiku"
+    assert store.model_for("acme", "fallback") == "fallback"
     assert "openai" not in store.snapshot and "openai" in store.stored_snapshot
-    (problem,) = store.problems()
-    assert problem.served is None and problem.kind == "rejected"
-    assert store.status()["problems"][0]["served"] is None
+    problems = {problem.provider: problem for problem in store.problems()}
+    assert set(problems) == {"openai", "acme"}
+    assert all(p.served is None and p.kind == "rejected" for p in problems.values())
+    assert [p["served"] for p in store.status()["problems"]] == [None, None]
     assert len(records(caplog, logging.WARNING, "nothing is served for openai")) == 1
+    # Each WARNING names the provider, the stored value and why, also for an unknown provider.
+    (unknown,) = records(caplog, logging.WARNING, "nothing is served for acme")
+    assert "unknown provider 'acme'" in unknown.getMessage()
+    assert "'rocket-1'" in unknown.getMessage()
 
 
 def test_catalog_drift_keeps_a_value_modelboard_wrote_and_warns(
