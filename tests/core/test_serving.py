@@ -34,9 +34,12 @@ def records(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[log
     return [r for r in caplog.records if r.levelno == level and text in r.getMessage()]
 
 
-def test_a_valid_entry_is_served_and_status_is_clean(data_file: Path) -> None:
+def test_a_valid_entry_is_served_and_status_is_clean(
+        data_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
     store = open_store(data_file)
     store.set_model_selection("openai", "gpt-4o")
+    store.reload()
     assert store.get_model_selection("openai").model_name == "gpt-4o"
     assert store.model_for("openai", "gpt-4o-mini") == "gpt-4o"
     assert store.model_for("anthropic", "claude-3-haiku") == "claude-3-haiku"   # the default
@@ -46,6 +49,7 @@ def test_a_valid_entry_is_served_and_status_is_clean(data_file: Path) -> None:
     assert status["revision"] == store.snapshot.revision
     assert status["load_error"] is None and status["problems"] == [] and status["warnings"] == []
     assert status["loaded_at"] is not None and status["watching"] is False
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
 
 
 def test_a_hand_typo_never_replaces_the_last_valid_value(
@@ -116,10 +120,17 @@ def test_catalog_drift_keeps_a_value_modelboard_wrote_and_warns(
 
     # A proxy restarted with the newer catalog: the history shows modelboard set it.
     proxy = open_store(data_file, catalog=new)
+    assert proxy.get_model_selection("openai").model_name == "gpt-4-legacy"
     assert proxy.model_for("openai", "gpt-4o") == "gpt-4-legacy"
     (problem,) = proxy.problems()
     assert problem.kind == "drift" and problem.served == problem.stored
-    assert len(records(caplog, logging.WARNING, "catalog drift")) == 1
+    assert proxy.status()["problems"] == [{"provider": "openai", "stored": "gpt-4-legacy",
+                                           "served": "gpt-4-legacy", "reason": problem.reason,
+                                           "kind": "drift"}]
+    assert proxy.status()["warnings"] == [problem.reason]
+    assert proxy.status()["load_error"] is None
+    drifted = records(caplog, logging.WARNING, "catalog drift")
+    assert len(drifted) == 1 and "'gpt-4-legacy'" in drifted[0].getMessage()
 
     # A hand edit back to the same unknown value after a valid one is not vouched for.
     writer.set_model_selection("openai", "gpt-4o")
@@ -149,6 +160,7 @@ def test_a_bad_file_keeps_serving_the_last_good_state(
     data_file.write_text('{"openai": {"model_name": "gpt-4o-mini",')   # mid-edit
     store._refresh()                                    # what the watcher does on a change
     store._refresh()
+    assert store.get_model_selection("openai").model_name == "gpt-4o"
     assert store.model_for("openai", "x") == "gpt-4o"
     status = store.status()
     assert status["load_error"] is not None and str(data_file) in status["load_error"]
@@ -159,17 +171,30 @@ def test_a_bad_file_keeps_serving_the_last_good_state(
     assert len(records(caplog, logging.INFO, "loaded again")) == 1
 
 
-def test_a_missing_file_keeps_serving_the_last_good_state(data_file: Path) -> None:
+def test_a_missing_file_keeps_serving_the_last_good_state(
+        data_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
     store = open_store(data_file)
     store.set_model_selection("openai", "gpt-4o")
+    kept = data_file.read_text()
     data_file.unlink()
     store._refresh()
+    store._refresh()                                    # still missing: not logged again
+    assert store.get_model_selection("openai").model_name == "gpt-4o"
     assert store.model_for("openai", "x") == "gpt-4o"
     assert "missing" in store.status()["load_error"]
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "missing" in warned[0].getMessage()
+    assert str(data_file) in warned[0].getMessage()
+    data_file.write_text(kept)                          # put back
+    store._refresh()
+    assert store.status()["load_error"] is None
+    assert len(records(caplog, logging.INFO, "loaded again")) == 1
 
 
 def test_a_missing_file_at_start_serves_defaults(data_file: Path) -> None:
     store = open_store(data_file)
+    assert store.get_model_selection("openai") is None
     assert store.model_for("openai", "gpt-4o-mini") == "gpt-4o-mini"
     assert store.status()["load_error"] is None and store.status()["providers"] == 0
 
