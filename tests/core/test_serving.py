@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,46 @@ def test_the_rule_unchanged_entries_skip_validation_but_keep_their_problem() -> 
         {"openai": typo}, catalog=catalog, served_before=served,
         stored_before={"openai": typo}, problems_before={"openai": problems[0]})
     assert again == served and problems_again == problems
+
+
+UNCONFIGURED = r'''
+import json, sys, time
+from pathlib import Path
+from modelboard.core import open_store
+
+if sys.argv[2] == "configured":
+    import logging
+    logging.basicConfig()
+path = Path(sys.argv[1])
+path.write_text(json.dumps({"openai": "gpt-4o", "acme": "rocket-1"}))
+store = open_store(path, watch=True)
+path.write_text('{"openai": {"model_name": ')            # a bad file, met by the watcher
+deadline = time.monotonic() + 20
+while store.load_error is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(json.dumps({"load_error": None if store.load_error is None else str(store.load_error),
+                  "problems": [problem.describe() for problem in store.problems()],
+                  "served": store.model_for("openai", "default")}))
+store.close()
+'''
+
+
+@pytest.mark.parametrize("logging_setup", ["unconfigured", "configured"])
+def test_without_logging_configured_nothing_reaches_stderr(
+        data_file: Path, logging_setup: str) -> None:
+    """A proxy that never configured logging gets no bare lines on stderr (the package
+    logger has a NullHandler); the store itself still says what is wrong. With logging
+    configured, the same run does print its WARNINGs: they are made, and only routed."""
+    data_file.parent.mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", UNCONFIGURED, str(data_file), logging_setup],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["load_error"] is not None and str(data_file) in seen["load_error"]
+    assert seen["served"] == "gpt-4o"                              # the last good state
+    assert len(seen["problems"]) == 1 and "'rocket-1'" in seen["problems"][0]
+    if logging_setup == "unconfigured":
+        assert done.stderr == ""
+    else:
+        assert "WARNING:modelboard.core.store:" in done.stderr
+        assert "'rocket-1'" in done.stderr and seen["load_error"] in done.stderr
