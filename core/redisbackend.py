@@ -560,13 +560,16 @@ class RedisBackend:
                                path=self.location)
 
     def _run(self, name: str, args: list[Any], consequence: str = "") -> list[Any]:
+        """Run a script; ``consequence`` is what a broken connection leaves. A key of the
+        wrong type is refused before the script changes anything: a write says so."""
         try:
             keys = self._all_keys if name == "replace" else self._keys
             reply = list(self._scripts[name](keys=keys, args=args))
         except redis.RedisError as exc:
             raise self._unavailable(exc, consequence) from None
         if reply[0] in (-1, -2):
-            raise self._wrong_type(reply, consequence)
+            writes = name in ("write", "replace")
+            raise self._wrong_type(reply, "nothing was written" if writes else consequence)
         return reply
 
     def _set_view(self, view: _View, *, trusted: bool | None = None) -> None:

@@ -127,6 +127,29 @@ def test_a_key_of_the_wrong_type_gives_one_clear_error_and_writes_nothing(
     assert {name: client.dump(name) for name in client.keys(f"{redis_key}:*")} == before
 
 
+@pytest.mark.parametrize(("suffix", "plant", "what"), [
+    ("counter", lambda client, key: client.set(key, "x"), "holds 'x', not a whole number"),
+    ("history", lambda client, key: client.set(key, "x"), "holds a string, not a stream"),
+    ("selections", lambda client, key: client.set(key, "x"), "holds a string, not a hash"),
+])
+def test_a_key_made_the_wrong_type_under_an_open_store_refuses_its_write_saying_so(
+        redis_server: RedisServer, redis_url: str, redis_key: str, suffix: str,
+        plant: Callable[..., object], what: str) -> None:
+    store = open_store(redis_url, actor="ops")
+    store.set_model_selection("openai", "gpt-4o")
+    client = redis_server.client()
+    key = f"{redis_key}:{suffix}"
+    client.delete(key)
+    plant(client, key)                      # after the store was opened: the write refuses
+    before = {name: client.dump(name) for name in client.keys(f"{redis_key}:*")}
+    with pytest.raises(ConfigurationError) as caught:
+        store.set_model_selection("openai", "gpt-4.1")
+    assert str(caught.value) == (f"{store.location}: {key} {what}; nothing was written; "
+                                 "delete or fix that key (modelboard recreates it)")
+    assert not isinstance(caught.value, BackendUnavailableError)
+    assert {name: client.dump(name) for name in client.keys(f"{redis_key}:*")} == before
+
+
 # -- hand edits ----------------------------------------------------------------------------
 def hand_set(redis_server: RedisServer, key: str, document: bytes) -> None:
     """What the README used to ask: a plain SET of the document, no INCR."""
