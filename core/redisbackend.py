@@ -1126,15 +1126,17 @@ class RedisBackend:
             self._view = new
         return "applied"
 
-    def _unchanged(self, suspect: bool) -> bool:
+    def _unchanged(self, suspect: bool, announced: bool) -> bool:
         """The periodic check: is what is stored what this process holds?
 
         After deltas the server's digest of the new content is not known here, so the
-        check reads everything; that is done at most every RESYNC_INTERVAL_S, unless a
-        keyspace event no write explained makes it urgent.
+        check reads everything. Where keyspace notifications announce hand edits
+        (``announced``) that is done at most every RESYNC_INTERVAL_S, unless an event no
+        write explained makes it urgent; without them, at the first check after a write,
+        so that a hand edit made right after it is noticed as quickly as any other.
         """
         view = self._view
-        if view is not None and view.digest is None and not suspect \
+        if view is not None and view.digest is None and not suspect and announced \
                 and time.monotonic() - self._read_at < RESYNC_INTERVAL_S:
             return True
         reply = self._run("check", [])
@@ -1189,7 +1191,7 @@ class RedisBackend:
                         if suspect or time.monotonic() >= next_check:
                             urgent, suspect = suspect, False
                             next_check = time.monotonic() + interval
-                            if not self._unchanged(urgent):
+                            if not self._unchanged(urgent, everything):
                                 self._trusted = False
                                 yield
                         if self._keeping_copy:

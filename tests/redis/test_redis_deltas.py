@@ -140,6 +140,25 @@ def test_any_gap_makes_the_watcher_read_everything(
     reader.close()
 
 
+def test_a_field_set_by_hand_right_after_a_write_reaches_a_watcher_within_a_second(
+        redis_server: RedisServer, redis_url: str, redis_key: str) -> None:
+    """Without keyspace notifications: the watcher applied the write's delta (so it does
+    not know the server's digest of the new content) and must still notice the edit."""
+    client = redis_server.client()
+    client.config_set("notify-keyspace-events", "")
+    writer = open_store(redis_url, actor="ops")
+    writer.bulk_set_model_selections({"openai": "gpt-4o", "mistral": "codestral-latest"})
+    with open_store(redis_url) as watcher:
+        wait_for(lambda: watcher.watching, HAND_EDIT_S)
+        for model, by_hand in (("o3", "mistral-large-latest"),
+                               ("o4-mini", "mistral-small-latest")):
+            writer.set_model_selection("openai", model)
+            wait_for(lambda m=model: watcher.model_for("openai", "x") == m, HAND_EDIT_S)
+            client.hset(f"{redis_key}:selections", "mistral",
+                        json.dumps({"model_name": by_hand, "editable": True}))
+            wait_for(lambda m=by_hand: watcher.model_for("mistral", "x") == m, HAND_EDIT_S)
+
+
 @pytest.mark.parametrize("notifications", ["", "Kh"])
 def test_a_field_set_by_hand_reaches_a_watcher_within_a_second(
         redis_server: RedisServer, redis_url: str, redis_key: str, notifications: str) -> None:
