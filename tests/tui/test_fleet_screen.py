@@ -137,34 +137,46 @@ def test_the_notice_after_a_save_counts_one_reader_as_one() -> None:
     assert reached_notice(missed) == ("0 of 1 reader after 10 s; not reached: ", True)
 
 
-def fail_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The next read of the readers' reports fails (as when Redis is gone); later ones work.
-    Returns the count of reads, to wait for the one after the failure."""
-    real = Fleet.readers
-    calls: list[int] = []
+class Outage:
+    """Reads of the readers' reports fail (as when Redis is gone) until ``end()``.
 
-    def readers(self: Fleet, *, confirm: bool = False) -> list[Reader]:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ConnectionError("Connection refused by the server")
-        return real(self, confirm=confirm)
+    Failing until the test has seen the failure, rather than once, keeps a busy machine
+    from replacing the message by the next read before the test looks. ``reads`` counts
+    the reads, to wait for one after the outage."""
 
-    monkeypatch.setattr(Fleet, "readers", readers)
-    return calls
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        self.over_at: int | None = None
+        real = Fleet.readers
+
+        def readers(fleet: Fleet, *, confirm: bool = False) -> list[Reader]:
+            self.reads += 1
+            if self.over_at is None:
+                raise ConnectionError("Connection refused by the server")
+            return real(fleet, confirm=confirm)
+
+        monkeypatch.setattr(Fleet, "readers", readers)
+
+    def end(self) -> None:
+        self.over_at = self.reads
+
+    def read_since_end(self) -> bool:
+        return self.over_at is not None and self.reads > self.over_at
 
 
 @pytest.mark.anyio
 async def test_a_failed_read_of_the_reports_is_said_in_the_banner_and_read_again(
         seeded_file: Path, open_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fail_once(monkeypatch)
+    outage = Outage(monkeypatch)
     app = open_app(seeded_file, watch=True)
     said = ("⚠ the editor could not read the readers' reports: ConnectionError: Connection "
             "refused by the server; reading them again in 2 s")
     async with app.run_test(size=(160, 30)) as pilot:
         fault = app.main.query_one("#fault")
         await wait_for(pilot, lambda: said in screen_text(app), what="the fault line")
-        await wait_for(pilot, lambda: len(calls) >= 2 and not fault.display, timeout=10,
-                       what="the next read, and the fault line gone")
+        outage.end()
+        await wait_for(pilot, lambda: outage.read_since_end() and not fault.display,
+                       timeout=10, what="the next read, and the fault line gone")
         await pilot.press("s")  # the editor goes on as before
         await wait_for(pilot, lambda: "sort: model" in screen_text(app),
                        what="the editor answering keys")
@@ -174,14 +186,15 @@ async def test_a_failed_read_of_the_reports_is_said_in_the_banner_and_read_again
 @pytest.mark.anyio
 async def test_the_fleet_screen_says_a_failed_read_and_reads_again(
         seeded_file: Path, open_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = fail_once(monkeypatch)
+    outage = Outage(monkeypatch)
     app = open_app(seeded_file)  # not watching: only the fleet screen reads the reports
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.main.table.row_count, what="the table")
         await pilot.press("f")
         await wait_for(pilot, lambda: "could not read the readers' reports: ConnectionError"
                        in screen_text(app), what="the failure in the summary line")
-        await wait_for(pilot, lambda: len(calls) >= 2
+        outage.end()
+        await wait_for(pilot, lambda: outage.read_since_end()
                        and "no watching store has reported yet" in screen_text(app),
                        timeout=10, what="the next read")
         await pilot.press("escape")
