@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,10 @@ def test_fleet_screen(snap_compare: Any, demo_fleet_app: ModelboardApp, size: An
     assert snap_compare(demo_fleet_app, terminal_size=size, run_before=open_fleet)
 
 
-@pytest.mark.slow
-@pytest.mark.anyio
-async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
-        seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fleet, "REACH_TIMEOUT_S", 1.5)
+@contextlib.asynccontextmanager
+async def editor_over_three_readers(
+        seeded_file: Path) -> AsyncIterator[tuple[list[Any], ModelboardApp, Any]]:
+    """Three real reader processes on ``seeded_file`` and an editor that sees them all."""
     with reader_processes(str(seeded_file), ["proxy-a", "proxy-b", "proxy-c"]) as readers:
         # Opened as the editor opens it: it shows the fleet, it is not part of it.
         store: SelectionStore = open_store(seeded_file, actor="tester@host", report=False)
@@ -65,33 +65,42 @@ async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
             async with app.run_test(size=(120, 30), notifications=True) as pilot:
                 await wait_for(pilot, lambda: "readers 3/3 current" in screen_text(app),
                                timeout=20, what="the fleet in the header")
-                # A save reaches every reader, and the editor says so.
-                app.main.save(PendingChange("set", "openai", "gpt-4.1"))
-                await wait_for(pilot, lambda: "Reached all 3 readers in" in screen_text(app),
-                               timeout=20, what="the reached notice")
-
-                readers[1].send("stop-watching")
-                readers[2].pause()
-                app.main.save(PendingChange("set", "openai", "gpt-4o-mini"))
-                await wait_for(pilot, lambda: "1 of 2 readers after 2 s; not" in screen_text(app)
-                               and "proxy-b (" in screen_text(app),
-                               timeout=20, what="the not-reached notice")
-                await wait_for(pilot, lambda: "1/3 current · 1 behind · 1 stale"
-                               in screen_text(app), timeout=20, what="the warning badge")
-
-                await pilot.press("f")
-                await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
-                await wait_for(pilot, lambda: "3 readers: 1 current, 1 behind, 1 stale"
-                               in screen_text(app), timeout=10, what="the fleet screen")
-                text = screen_text(app)
-                assert "behind by 1 change" in text and "stale (no heartbeat" in text
-                readers[2].resume()  # it catches up, and the screen shows it live
-                await wait_for(pilot, lambda: "3 readers: 2 current, 1 behind"
-                               in screen_text(app), timeout=20, what="the resumed reader")
-                await pilot.press("escape")
-                await wait_for(pilot, lambda: not isinstance(app.screen, FleetScreen))
+                yield readers, app, pilot
         finally:
             store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
+        seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fleet, "REACH_TIMEOUT_S", 1.5)
+    async with editor_over_three_readers(seeded_file) as (readers, app, pilot):
+        # A save reaches every reader, and the editor says so.
+        app.main.save(PendingChange("set", "openai", "gpt-4.1"))
+        await wait_for(pilot, lambda: "Reached all 3 readers in" in screen_text(app),
+                       timeout=20, what="the reached notice")
+
+        readers[1].send("stop-watching")
+        readers[2].pause()
+        app.main.save(PendingChange("set", "openai", "gpt-4o-mini"))
+        await wait_for(pilot, lambda: "1 of 2 readers after 2 s; not" in screen_text(app)
+                       and "proxy-b (" in screen_text(app),
+                       timeout=20, what="the not-reached notice")
+        await wait_for(pilot, lambda: "1/3 current · 1 behind · 1 stale"
+                       in screen_text(app), timeout=20, what="the warning badge")
+
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+        await wait_for(pilot, lambda: "3 readers: 1 current, 1 behind, 1 stale"
+                       in screen_text(app), timeout=10, what="the fleet screen")
+        text = screen_text(app)
+        assert "behind by 1 change" in text and "stale (no heartbeat" in text
+        readers[2].resume()  # it catches up, and the screen shows it live
+        await wait_for(pilot, lambda: "3 readers: 2 current, 1 behind"
+                       in screen_text(app), timeout=20, what="the resumed reader")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, FleetScreen))
 
 
 @pytest.mark.slow
@@ -99,33 +108,25 @@ async def test_the_editor_shows_real_readers_and_whether_a_save_reached_them(
 async def test_the_editor_shows_a_killed_reader_as_stale_and_does_not_wait_for_it(
         seeded_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fleet, "REACH_TIMEOUT_S", 5)
-    with reader_processes(str(seeded_file), ["proxy-a", "proxy-b", "proxy-c"]) as readers:
-        store: SelectionStore = open_store(seeded_file, actor="tester@host", report=False)
-        app = ModelboardApp(store, clock=fixed_clock, watch=True, cursor_blink=False)
-        try:
-            async with app.run_test(size=(120, 30), notifications=True) as pilot:
-                await wait_for(pilot, lambda: "readers 3/3 current" in screen_text(app),
-                               timeout=20, what="the fleet in the header")
-                killed = readers[1]
-                killed.kill()  # SIGKILL: no close(), its report stays where it was
-                await wait_for(pilot, lambda: "2/3 current · 1 stale" in screen_text(app),
-                               timeout=20, what="the killed reader in the header")
-                # A save reaches the two live readers; the dead one is not waited for.
-                app.main.save(PendingChange("set", "openai", "gpt-4.1"))
-                await wait_for(pilot, lambda: "Reached all 2 readers in" in screen_text(app),
-                               timeout=20, what="the reached notice")
+    async with editor_over_three_readers(seeded_file) as (readers, app, pilot):
+        killed = readers[1]
+        killed.kill()  # SIGKILL: no close(), its report stays where it was
+        await wait_for(pilot, lambda: "2/3 current · 1 stale" in screen_text(app),
+                       timeout=20, what="the killed reader in the header")
+        # A save reaches the two live readers; the dead one is not waited for.
+        app.main.save(PendingChange("set", "openai", "gpt-4.1"))
+        await wait_for(pilot, lambda: "Reached all 2 readers in" in screen_text(app),
+                       timeout=20, what="the reached notice")
 
-                await pilot.press("f")
-                await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
-                await wait_for(pilot, lambda: "3 readers: 2 current, 1 stale"
-                               in screen_text(app), timeout=10, what="the fleet screen")
-                table = app.screen.query_one("#fleet-table", DataTable)
-                rows = {str(table.get_row(key)[2]): str(table.get_row(key)[5])
-                        for key in table.rows}
-                assert rows[str(killed.pid)].startswith("stale (no heartbeat for ")
-                assert [rows[str(r.pid)] for r in (readers[0], readers[2])] == ["current"] * 2
-        finally:
-            store.close()
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FleetScreen))
+        await wait_for(pilot, lambda: "3 readers: 2 current, 1 stale"
+                       in screen_text(app), timeout=10, what="the fleet screen")
+        table = app.screen.query_one("#fleet-table", DataTable)
+        rows = {str(table.get_row(key)[2]): str(table.get_row(key)[5])
+                for key in table.rows}
+        assert rows[str(killed.pid)].startswith("stale (no heartbeat for ")
+        assert [rows[str(r.pid)] for r in (readers[0], readers[2])] == ["current"] * 2
 
 
 def test_the_notice_after_a_save_counts_one_reader_as_one() -> None:
