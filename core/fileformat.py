@@ -509,9 +509,60 @@ class _Remembered(NamedTuple):
     #: The dict last rendered (or adopted) whose entries these are, if any: a write
     #: built from it names what it changed, and only those entries are looked at.
     source: dict[str, Selection] | None = None
+    #: The document these texts make ("{" + _BETWEEN.join(texts) + _TAIL), when known:
+    #: a write that changes a few entries copies it around them (see _spliced).
+    document: bytes | None = None
+    #: The byte length of each run of _BLOCK texts, separators excluded (None: not
+    #: worked out yet), so that an entry's place in ``document`` is found in few steps.
+    block_sizes: list[int] | None = None
 
 
 _NOTHING_REMEMBERED = _Remembered([], [], [], {})
+
+#: Texts per block of ``_Remembered.block_sizes``: finding an entry's offset sums at most
+#: N / _BLOCK block sizes and _BLOCK text lengths.
+_BLOCK = 256
+#: More changed entries than this and the document is joined afresh rather than spliced.
+_MAX_SPLICES = 64
+
+
+def _block_sizes(texts: list[bytes]) -> list[int]:
+    return [sum(map(len, texts[start:start + _BLOCK])) for start in range(0, len(texts), _BLOCK)]
+
+
+def _entry_offset(texts: list[bytes], block_sizes: list[int], index: int) -> int:
+    """Where ``texts[index]`` starts in the document the texts make."""
+    block = index // _BLOCK
+    return (1 + sum(block_sizes[:block]) + sum(map(len, texts[block * _BLOCK:index]))
+            + index * len(_BETWEEN))
+
+
+def _spliced(memory: _Remembered, texts: list[bytes], changed: list[int]) -> tuple[bytes, list[int] | None]:
+    """The document of ``texts``, which differ from the remembered texts only at
+    ``changed`` (ascending), and its block sizes.
+
+    At 100,000 providers joining the 100,000 texts again took 6 to 9 ms of a write
+    (measured); copying the remembered document around the changed entries is one copy
+    of its bytes. Without a remembered document, or with many changes, texts are joined.
+    """
+    document, sizes = memory.document, memory.block_sizes
+    if document is None or len(changed) > _MAX_SPLICES:
+        return _join_entries(texts), None
+    before = memory.texts
+    if sizes is None:
+        sizes = _block_sizes(before)
+    view = memoryview(document)
+    parts: list[bytes | memoryview] = []
+    copied_to = 0
+    for index in changed:
+        start = _entry_offset(before, sizes, index)
+        parts += (view[copied_to:start], texts[index])
+        copied_to = start + len(before[index])
+    parts.append(view[copied_to:])
+    sizes = sizes.copy()
+    for index in changed:
+        sizes[index // _BLOCK] += len(texts[index]) - len(before[index])
+    return b"".join(parts), sizes
 
 
 class DocumentCodec:
@@ -544,7 +595,7 @@ class DocumentCodec:
             if len(texts) == len(providers) and providers == sorted(providers):
                 self._memory = _Remembered(providers, list(selections.values()), texts,
                                            {provider: i for i, provider in enumerate(providers)},
-                                           selections)
+                                           selections, data)
             else:  # not one text per provider in rendering order: remember nothing
                 self._memory = _NOTHING_REMEMBERED
             self._adopted = None
@@ -577,8 +628,11 @@ class DocumentCodec:
                     provider = memory.providers[index]
                     ordered[index] = selections[provider]
                     texts[index] = _entry_bytes(provider, ordered[index])
-                self._memory = _Remembered(memory.providers, ordered, texts, position, source)
-                return _join_entries(texts)
+                changed = sorted(set(indices))  # type: ignore[type-var]  # no None left
+                document, sizes = _spliced(memory, texts, changed)
+                self._memory = _Remembered(memory.providers, ordered, texts, position, source,
+                                           document, sizes)
+                return document
         if len(selections) == len(memory.providers):
             # The same providers, most selections the same objects: fetch them all in one
             # C call, find the others by halving, and re-render only those. A write keeps
@@ -597,13 +651,14 @@ class DocumentCodec:
                 else:
                     now = [fetched] if len(memory.providers) == 1 else list(fetched)
             if now is not None:
-                changed = _differing(now, memory.selections)
+                changed = sorted(_differing(now, memory.selections))
                 texts = memory.texts.copy() if changed else memory.texts
                 for index in changed:
                     texts[index] = _entry_bytes(memory.providers[index], now[index])
+                document, sizes = _spliced(memory, texts, changed)
                 self._memory = _Remembered(memory.providers, now, texts, memory.position,
-                                           source)
-                return _join_entries(texts)
+                                           source, document, sizes)
+                return document
         providers = sorted(selections)
         ordered = [selections[provider] for provider in providers]
         texts = []
@@ -613,10 +668,11 @@ class DocumentCodec:
                 texts.append(memory.texts[seen_at])
             else:
                 texts.append(_entry_bytes(provider, selection))
+        document = _join_entries(texts)
         self._memory = _Remembered(providers, ordered, texts,
                                    {provider: i for i, provider in enumerate(providers)},
-                                   source)
-        return _join_entries(texts)
+                                   source, document)
+        return document
 
     @property
     def remembers(self) -> bool:
@@ -665,7 +721,15 @@ class DocumentCodec:
                 ordered[index] = parsed[1]
                 texts[index] = _entry_bytes(*parsed)
             else:
-                self._memory = _Remembered(memory.providers, ordered, texts, memory.position)
+                # Entries written as we write them: the document is ``data`` itself.
+                exact = all(texts[index] == entries[index] for index in differing)
+                sizes = memory.block_sizes if exact else None
+                if sizes is not None and differing:
+                    sizes = sizes.copy()
+                    for index in differing:
+                        sizes[index // _BLOCK] += len(texts[index]) - len(memory.texts[index])
+                self._memory = _Remembered(memory.providers, ordered, texts, memory.position,
+                                           None, data if exact else None, sizes)
                 return dict(zip(memory.providers, ordered, strict=True))
         known, position = memory.texts, memory.position
         providers: list[str] = []

@@ -572,3 +572,40 @@ def test_the_descriptor_kept_of_the_data_file_cannot_write_it(data_file: Path) -
         flags = int(next(line.split()[1] for line in info if line.startswith("flags:")), 8)
         assert flags & (os.O_WRONLY | os.O_RDWR) == 0
     store.close()
+
+
+many_providers_writes = st.lists(
+    st.tuples(st.lists(st.integers(0, 699), min_size=1, max_size=80),
+              st.sampled_from(["named", "unnamed", "parsed"]),
+              st.sampled_from(["m", "a-longer-model-name", "é"])),
+    min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 700), many_providers_writes)
+def test_a_document_spliced_around_changed_entries_is_the_whole_rendering(
+        count: int, writes: list[tuple[list[int], str, str]]) -> None:
+    # Hundreds of providers, so that changes fall in several blocks of the codec's
+    # offsets and change the length of their entries; past 64 changes it joins afresh.
+    # "parsed": another writer's file is read back first, and the next write builds on it.
+    codec = DocumentCodec()
+    state = {f"provider-{i:03}": Selection(f"model-{i}") for i in range(count)}
+    codec.render(state)
+    providers = list(state)
+    for turn, (indices, how, model) in enumerate(writes):
+        changed = dict(state)
+        named = {providers[index % count] for index in indices}
+        for provider in named:
+            changed[provider] = Selection(f"{model}-{turn}")
+        expected = render_document(changed)
+        if how == "parsed":
+            assert codec.parse(expected, path="f.json") == changed
+            # Then one more write on what was read, as a writer does after others wrote.
+            changed = {**changed, providers[0]: Selection(f"after-{turn}")}
+            expected = render_document(changed)
+            assert codec.render(changed) == expected
+        elif how == "named":
+            assert codec.render(changed, built_from=state, rewritten=named) == expected
+        else:
+            assert codec.render(changed) == expected
+        state = changed
