@@ -537,7 +537,8 @@ def _entry_offset(texts: list[bytes], block_sizes: list[int], index: int) -> int
             + index * len(_BETWEEN))
 
 
-def _spliced(memory: _Remembered, texts: list[bytes], changed: list[int]) -> tuple[bytes, list[int] | None]:
+def _spliced(memory: _Remembered, texts: list[bytes],
+             changed: list[int]) -> tuple[bytes, list[int] | None]:
     """The document of ``texts``, which differ from the remembered texts only at
     ``changed`` (ascending), and its block sizes.
 
