@@ -629,8 +629,8 @@ class DocumentCodec:
                     provider = memory.providers[index]
                     ordered[index] = selections[provider]
                     texts[index] = _entry_bytes(provider, ordered[index])
-                changed = sorted(set(indices))  # type: ignore[type-var]  # no None left
-                document, sizes = _spliced(memory, texts, changed)
+                at = sorted({index for index in indices if index is not None})
+                document, sizes = _spliced(memory, texts, at)
                 self._memory = _Remembered(memory.providers, ordered, texts, position, source,
                                            document, sizes)
                 return document
