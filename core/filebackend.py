@@ -465,6 +465,8 @@ class FileBackend:
             current = base.selections  # unchanged since we loaded it: no need to parse
         else:
             current = self._codec.parse(data, path=self.location)
+        # Known now, before this write's rendering replaces what the codec remembers.
+        read_as_rendered = data is not None and self._codec.renders_as(data)
         result = change(current)
         if result is None:
             return None
@@ -483,7 +485,7 @@ class FileBackend:
         append: Callable[[], Callable[[], None]] | None = None
         close_tail: Callable[[], None] = lambda: None  # noqa: E731
         if result.history:
-            file_revision = self._revision_now(data, found, current, base)
+            file_revision = self._revision_now(data, found, current, base, read_as_rendered)
             history = self._history_of(target)
             tail = history.prepare(file_revision, lambda wanted: self._document_at(wanted, base),
                                    current if file_revision is not None else None,
@@ -577,15 +579,19 @@ class FileBackend:
         self._held.entry = (fd, signature(now))
 
     def _revision_now(self, data: bytes | None, token: object,
-                      current: Mapping[str, Selection], base: StoredState) -> str | None:
+                      current: Mapping[str, Selection], base: StoredState,
+                      read_as_rendered: bool) -> str | None:
         """The data file's revision as read under the lock (None: it could not be used);
-        ``token`` is its token (None when it was not worked out)."""
+        ``token`` is its token (None when it was not worked out); ``read_as_rendered``:
+        the codec found ``data`` to be exactly the rendering of ``current``."""
         if data is None:
             return _EMPTY_REVISION
         if token is None:
             token = self._token_of(data)
         if current is base.selections:
             return base.revision if token == base.token else None
+        if read_as_rendered and isinstance(token, bytes):
+            return revision_of_digest(token)  # written as we write it: already hashed
         rendered = self._codec.render(current)
         if isinstance(token, bytes) and rendered == data:
             return revision_of_digest(token)  # written as we write it: already hashed

@@ -609,3 +609,18 @@ def test_a_document_spliced_around_changed_entries_is_the_whole_rendering(
         else:
             assert codec.render(changed) == expected
         state = changed
+
+
+def test_two_hand_edited_entries_that_only_fit_together_are_read_as_the_whole_file() -> None:
+    # One entry opens a brace that another closes: parsed apart from the entry between
+    # them they make a valid document in which "mid" survives, but in the file "mid"
+    # is a field inside "a". The codec must read what the plain parse reads.
+    state = {name: Selection(f"model-{name}") for name in ("a", "mid", "z")}
+    codec = DocumentCodec()
+    document = codec.render(state)
+    entries = document[1:-len(b"\n  }\n}\n")].split(b"\n  },")
+    entries[0] = b'\n  "a": {\n    "model_name": "m",\n    "n": {'
+    entries[2] = b'\n    "x": 1},\n  "z": {\n    "model_name": "zz"'
+    edited = b"{" + b"\n  },".join(entries) + b"\n  }\n}\n"
+    assert outcome(codec.parse, edited) == outcome(parse_document, edited)
+    assert list(parse_document(edited, path="f.json")) == ["a", "z"]
