@@ -67,7 +67,7 @@ from .safefiles import (
     write_all,
 )
 
-__all__ = ["FileBackend"]
+__all__ = ["FileBackend", "finish_background_work"]
 
 _T = TypeVar("_T")
 
@@ -124,6 +124,9 @@ class FileBackend:
         #: after: while we hold it open its inode number cannot be reused, so a data file
         #: with that status is exactly those bytes, and a write need not read it back.
         self._held = KeptOpen()
+        #: Closing (so freeing) the copy the last write replaced, done in the helper
+        #: thread; the next write waits for it first, so a full disk is seen as it is.
+        self._freeing: Callable[[], object] | None = None
         weakref.finalize(self, self._held.drop)
         #: (device and inode of the data file's folder, the real path of the data file).
         self._real_folder: tuple[tuple[int, int], Path] | None = None
@@ -438,6 +441,7 @@ class FileBackend:
                        change: Callable[[Mapping[str, Selection]], Commit | None],
                        base: StoredState, create: bool) -> StoredState | None:
         name = target.name
+        self._finish_freeing()
         self._sweep_temp_files(folder, name)
         fd = folder.open(name)
         seen: os.stat_result | None = None
@@ -555,15 +559,21 @@ class FileBackend:
         except OSError:
             return False
 
+    def _finish_freeing(self) -> None:
+        """Wait for the closing of the copy the last write replaced, if still under way."""
+        freeing, self._freeing = self._freeing, None
+        if freeing is not None:
+            freeing()
+
     def _hold(self, kept: tuple[int, os.stat_result] | None) -> None:
         """Keep ``kept`` (a read-only descriptor of the file just put in place, and its
         status once synced) open instead of the one before."""
         held = self._held.take()
         if held is not None:
-            if held[1][2] >= _ELSEWHERE_BYTES:  # its size: freeing it can take a while
-                _helper.submit(functools.partial(close_if_still, *held))
-            else:
-                close_if_still(*held)
+            # Closing the last descriptor of a replaced file frees it (what the raw write
+            # pays inside its rename): 70 us even for a file of 10 providers, 4.4 ms at
+            # 100,000, against 30 us to hand it over.
+            self._freeing = _helper.submit(functools.partial(close_if_still, *held))
         if kept is None:
             return
         fd, synced = kept
@@ -967,6 +977,7 @@ class FileBackend:
 
     def close(self) -> None:
         with self._thread_lock:
+            self._finish_freeing()
             self._held.drop()
             for history in self._histories.values():
                 history.close()
@@ -1214,13 +1225,10 @@ def _providers_changed(before: Mapping[str, Selection],
     return frozenset(changed)
 
 
-#: From this size on, a write hands what need not hold it up to another thread: the hash
-#: of the document, run while the same bytes are written and synced (both release the
-#: GIL), and closing the copy its last write put in place once another replaced it (the
-#: kernel frees its blocks then: what the raw write pays inside its rename). Measured:
-#: the hash of 1,000 providers (175 kB) is 0.1 ms, of 100,000 (17.5 MB) 10 ms, and
-#: freeing the old copy 0.05 and 4.4 ms; handing a job over costs 30 us (starting a
-#: thread for it, 120 to 270 us: more than the hash below a megabyte).
+#: From this size on, a write hashes the document in another thread, while the same
+#: bytes are written and synced (both release the GIL). Measured: the hash of 1,000
+#: providers (175 kB) is 0.1 ms, of 100,000 (17.5 MB) 10 ms; handing a job over costs
+#: 30 us (starting a thread for it, 120 to 270 us: more than the hash below a megabyte).
 _ELSEWHERE_BYTES = 64 * 1024
 
 
@@ -1289,6 +1297,12 @@ class _Helper:
 
 
 _helper = _Helper()
+
+
+def finish_background_work() -> None:
+    """Wait until the work writes handed to the helper thread is done (for benchmarks:
+    so that closing a replaced copy is not timed inside what runs next)."""
+    _helper.finish_all()
 
 
 def _revision_soon(rendered: bytes) -> Callable[[], str]:
