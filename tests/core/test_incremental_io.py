@@ -8,6 +8,7 @@ writers' lock (flock, without filelock's bookkeeping) still excludes filelock us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -624,3 +625,56 @@ def test_two_hand_edited_entries_that_only_fit_together_are_read_as_the_whole_fi
     edited = b"{" + b"\n  },".join(entries) + b"\n  }\n}\n"
     assert outcome(codec.parse, edited) == outcome(parse_document, edited)
     assert list(parse_document(edited, path="f.json")) == ["a", "z"]
+
+
+def test_equal_selections_that_render_differently_are_rendered_again() -> None:
+    # Equal by value, not by text: 1 and 1.0 in a field of a newer version, one instant
+    # in two time zones. Past 16 providers the codec looks for changed selections in
+    # bulk; it must compare them by identity, never skip one for being equal.
+    from datetime import UTC, datetime, timedelta, timezone
+    from types import MappingProxyType
+
+    in_utc = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    in_paris = datetime(2026, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
+    pairs = [(Selection("m", extra=MappingProxyType({"x": 1})),
+              Selection("m", extra=MappingProxyType({"x": 1.0}))),
+             (Selection("m", last_updated=in_utc), Selection("m", last_updated=in_paris))]
+    for before, after in pairs:
+        assert before == after
+        state = {f"provider-{i:02}": Selection("m") for i in range(40)}
+        state["provider-10"] = before
+        codec = DocumentCodec()
+        codec.render(state)
+        changed = {**state, "provider-10": after}
+        assert codec.render(changed) == render_document(changed)
+
+
+def test_a_write_when_no_thread_can_be_started_is_stored_and_keeps_one_descriptor(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Closing the replaced copy goes to a helper thread; where none can be started (a
+    # process limit, an interpreter shutting down) it is closed here, and the write that
+    # reached the file is reported as done.
+    from modelboard.core import filebackend
+
+    def descriptors() -> set[str]:
+        found = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                found.add(os.readlink(f"/proc/self/fd/{fd}"))
+        return found
+
+    store = open_writer(data_file)
+    store.set_model_selection("openai", "first")
+    monkeypatch.setattr(filebackend, "_helper", filebackend._Helper())
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    store.set_model_selection("openai", "second")
+    monkeypatch.undo()
+    assert store.get_model_selection("openai").model_name == "second"
+    assert open_writer(data_file).get_model_selection("openai").model_name == "second"
+    assert not [path for path in descriptors()
+                if path.startswith(str(data_file.parent)) and path.endswith(" (deleted)")]
+    store.close()
