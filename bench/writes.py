@@ -5,10 +5,7 @@ primitive; temp file, write, fsync, ``os.replace``, folder fsync; a history line
 and fsynced) to a file beside ours. Writes alternate between
 the two so both see the same disk and the same neighbours; medians are compared.
 Each of our writes changes a different provider to a new model, so every one really
-writes (and appends its history line). A write hands the closing of the copy it replaced
-(the kernel frees it then; the raw write pays that inside its rename) to a helper thread,
-and the next write waits for it before it starts: the benchmark waits for it too, untimed,
-so that it never runs inside the raw write.
+writes (and appends its history line).
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ TARGETS = {10: 1.5, 1_000: 1.5, 10_000: 2.0, 100_000: 2.0}
 
 def _measure(count: int, writes: int) -> tuple[list[float], list[float]]:
     from modelboard.core import open_store
-    from modelboard.core.filebackend import finish_background_work
 
     with tempfile.TemporaryDirectory(prefix="modelboard-bench-") as folder:
         path = Path(folder) / "model_selections.json"
@@ -50,7 +46,6 @@ def _measure(count: int, writes: int) -> tuple[list[float], list[float]]:
             start = time.perf_counter()
             store.set_model_selection(provider, f"bench-model-{index}")
             elapsed = time.perf_counter() - start
-            finish_background_work()  # freeing the replaced copy: not inside the raw write
             data = path.read_bytes()
             raw_start = time.perf_counter()
             raw_atomic_write(raw_path, data)

@@ -67,7 +67,7 @@ from .safefiles import (
     write_all,
 )
 
-__all__ = ["FileBackend", "finish_background_work"]
+__all__ = ["FileBackend"]
 
 _T = TypeVar("_T")
 
@@ -124,9 +124,6 @@ class FileBackend:
         #: after: while we hold it open its inode number cannot be reused, so a data file
         #: with that status is exactly those bytes, and a write need not read it back.
         self._held = KeptOpen()
-        #: Closing (so freeing) the copy the last write replaced, done in the helper
-        #: thread; the next write waits for it first, so a full disk is seen as it is.
-        self._freeing: Callable[[], object] | None = None
         weakref.finalize(self, self._held.drop)
         #: (device and inode of the data file's folder, the real path of the data file).
         self._real_folder: tuple[tuple[int, int], Path] | None = None
@@ -429,7 +426,6 @@ class FileBackend:
                    change: Callable[[Mapping[str, Selection]], Commit | None],
                    base: StoredState, create: bool) -> StoredState | None:
         name = target.name
-        self._finish_freeing()  # before the lock: nobody waits while we do
         lock = _WritersLock(folder, name + ".lock", folder.ownership_for(name),
                             LOCK_TIMEOUT_S)
         lock.acquire(poll_interval=LOCK_POLL_S)
@@ -516,9 +512,11 @@ class FileBackend:
                 lock.take_again(poll_interval=LOCK_POLL_S)
             return False
 
+        freed: list[Callable[[], None]] = []
         try:
             kept = self._write_new(folder, name, rendered, like, durable=True,
                                    before_rename=append, check=unchanged_since_read,
+                                   after_rename=lambda: freed.append(self._free_replaced()),
                                    keep_open=True)
         finally:
             close_tail()
@@ -532,6 +530,8 @@ class FileBackend:
             self._refresh_backup(folder, name + ".bak", rendered, like)
         except ConfigurationError as exc:  # the data is safe; a stale backup is only a pity
             log.warning("could not refresh the backup: %s", exc)
+        for wait in freed:  # done by now, as a rule: it ran beside the folder's fsync
+            wait()
         if type(result.selections) is dict and base.exists:
             # Only the providers that differ from the state the store holds are judged
             # again (at 100,000 providers, judging every one was 82 ms of a 190 ms write;
@@ -559,37 +559,41 @@ class FileBackend:
         except OSError:
             return False
 
-    def _finish_freeing(self) -> None:
-        """Wait for the closing of the copy the last write replaced, if still under way."""
-        freeing, self._freeing = self._freeing, None
-        if freeing is not None:
+    def _free_replaced(self) -> Callable[[], None]:
+        """Close the copy our last write put in place, just replaced by the rename: the
+        kernel frees it then (what the raw write pays inside its rename: 70 us even at
+        10 providers, 4.4 ms at 100,000). Done in the helper thread while the folder is
+        synced and the backup written; call what is returned to wait for it."""
+        held = self._held.take()
+        if held is None:
+            return lambda: None
+        try:
+            closing = _helper.submit(functools.partial(close_if_still, *held))
+        except RuntimeError:  # no thread can be started (a process limit, shutdown)
+            close_if_still(*held)
+            return lambda: None
+
+        def wait() -> None:
             with contextlib.suppress(OSError):  # a read-only descriptor: nothing is lost
-                freeing()
+                closing()
+        return wait
 
     def _hold(self, kept: tuple[int, os.stat_result] | None) -> None:
         """Keep ``kept`` (a read-only descriptor of the file just put in place, and its
-        status once synced) open instead of the one before."""
-        held = self._held.take()
-        if kept is not None:
-            fd, synced = kept
-            try:
-                now: os.stat_result | None = os.fstat(fd)
-            except OSError:
-                now = None
-            if now is None or (now.st_ino, now.st_size, now.st_mtime_ns) != \
-                    (synced.st_ino, synced.st_size, synced.st_mtime_ns):
-                os.close(fd)  # written to in place since it was synced: not provably ours
-            else:
-                self._held.entry = (fd, signature(now))
-        if held is None:
+        status once synced) open, if nothing wrote to it since it was synced."""
+        if kept is None:
             return
-        # Closing the last descriptor of a replaced file frees it (what the raw write
-        # pays inside its rename): 70 us even for a file of 10 providers, 4.4 ms at
-        # 100,000, against 30 us to hand it over.
+        fd, synced = kept
         try:
-            self._freeing = _helper.submit(functools.partial(close_if_still, *held))
-        except RuntimeError:  # no thread can be started (a process limit, shutdown)
-            close_if_still(*held)
+            now = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != \
+                (synced.st_ino, synced.st_size, synced.st_mtime_ns):
+            os.close(fd)  # written to in place since it was synced: not provably ours
+            return
+        self._held.entry = (fd, signature(now))
 
     def _revision_now(self, data: bytes | None, token: object,
                       current: Mapping[str, Selection], base: StoredState,
@@ -809,6 +813,7 @@ class FileBackend:
                    like: Ownership, *, durable: bool,
                    before_rename: Callable[[], Callable[[], None]] | None = None,
                    check: Callable[[], bool] | None = None,
+                   after_rename: Callable[[], None] | None = None,
                    keep_open: bool = False) -> tuple[int, os.stat_result] | None:
         """Temp file in the same folder, fsync, rename over, fsync the folder.
 
@@ -817,7 +822,8 @@ class FileBackend:
         mode before any data goes in. ``before_rename`` runs once the temp file is synced
         (it may refuse by raising); what it returns undoes it if the rename does not
         happen. ``check``, when given, is asked after that, just before the rename; False
-        (the file changed since it was read) raises _ChangedMeanwhile. With ``keep_open``,
+        (the file changed since it was read) raises _ChangedMeanwhile. ``after_rename``
+        runs just after the rename, before the folder's fsync. With ``keep_open``,
         returns a read-only descriptor of the new file (the caller closes it) and its
         status once synced, before the rename.
         """
@@ -863,6 +869,8 @@ class FileBackend:
                     os.close(kept[0])
                 with contextlib.suppress(OSError):
                     folder.unlink(temp)
+        if after_rename is not None:
+            after_rename()
         if durable:
             try:
                 _fsync_folder(folder)
@@ -980,7 +988,6 @@ class FileBackend:
 
     def close(self) -> None:
         with self._thread_lock:
-            self._finish_freeing()
             self._held.drop()
             for history in self._histories.values():
                 history.close()
@@ -1300,12 +1307,6 @@ class _Helper:
 
 
 _helper = _Helper()
-
-
-def finish_background_work() -> None:
-    """Wait until the work writes handed to the helper thread is done (for benchmarks:
-    so that closing a replaced copy is not timed inside what runs next)."""
-    _helper.finish_all()
 
 
 def _revision_soon(rendered: bytes) -> Callable[[], str]:
