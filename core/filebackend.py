@@ -454,6 +454,7 @@ class FileBackend:
         like = Ownership.of(seen) if seen is not None else lock.like_data
         current: Mapping[str, Selection]
         found: object = None  # the token of what was read, when it was worked out
+        read_as_rendered = False  # the codec found the file exactly as it renders it
         if seen is None:
             if not create:
                 self._refuse_lost_file(folder, target, base)
@@ -464,9 +465,7 @@ class FileBackend:
         elif (found := self._token_of(data)) == base.token:
             current = base.selections  # unchanged since we loaded it: no need to parse
         else:
-            current = self._codec.parse(data, path=self.location)
-        # Known now, before this write's rendering replaces what the codec remembers.
-        read_as_rendered = data is not None and self._codec.renders_as(data)
+            current, read_as_rendered = self._codec.parse_exactly(data, path=self.location)
         result = change(current)
         if result is None:
             return None

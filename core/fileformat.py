@@ -660,8 +660,10 @@ class DocumentCodec:
                 for index in changed:
                     texts[index] = _entry_bytes(memory.providers[index], now[index])
                 document, sizes = _spliced(memory, texts, changed)
+                kept = memory.document is not None  # as in the general way below
                 self._memory = _Remembered(memory.providers, now, texts, memory.position,
-                                           source, document, sizes)
+                                           source, document if kept else None,
+                                           sizes if kept else None)
                 return document
         providers = sorted(selections)
         ordered = [selections[provider] for provider in providers]
@@ -672,17 +674,12 @@ class DocumentCodec:
                 texts.append(memory.texts[seen_at])
             else:
                 texts.append(_entry_bytes(provider, selection))
-        document = _join_entries(texts)
+        # The document is not kept: a store that only reads would hold its file twice.
+        # A write keeps the one it wrote (it holds it anyway) for the next to splice.
         self._memory = _Remembered(providers, ordered, texts,
                                    {provider: i for i, provider in enumerate(providers)},
-                                   source, document)
-        return document
-
-    def renders_as(self, data: bytes) -> bool:
-        """Whether ``data`` is the very document last rendered or parsed (so it is exactly
-        the rendering of what that returned, and needs no rendering to prove it)."""
-        adopted = self._adopted  # read once: another thread may split it meanwhile
-        return self._memory.document is data or (adopted is not None and adopted[0] is data)
+                                   source)
+        return _join_entries(texts)
 
     @property
     def remembers(self) -> bool:
@@ -706,12 +703,19 @@ class DocumentCodec:
 
     def parse(self, data: bytes, *, path: str) -> dict[str, Selection]:
         """Exactly ``parse_document(data, path=path)``, errors included."""
+        return self.parse_exactly(data, path=path)[0]
+
+    def parse_exactly(self, data: bytes, *,
+                      path: str) -> tuple[dict[str, Selection], bool]:
+        """``parse``, and whether ``data`` is known to be exactly the rendering of what it
+        returns (True only when every entry was as modelboard writes it; False when
+        that is not known)."""
         memory = self._recall()
         if len(data) > MAX_DOCUMENT_BYTES or data == b"{}\n" or not memory.providers \
                 or not (data.startswith(b"{") and data.endswith(_TAIL)):
             # Not as we write it, or nothing to reuse: one pass over the whole document is
             # faster than entry by entry. Rendering the result fills the memory.
-            return parse_document(data, path=path)
+            return parse_document(data, path=path), False
         # Entries are compared as bytes: one equal to a remembered text is valid UTF-8
         # and parses to the remembered selection; only the others are decoded and parsed.
         entries = data[1:-len(_TAIL)].split(_BETWEEN)
@@ -726,8 +730,8 @@ class DocumentCodec:
             # eight writers each write found about twenty, a quarter of its time under
             # the lock when parsed one by one (measured at 1,000 providers).
             parsed_together = _parse_entries([entries[index] for index in differing], path)
-            if parsed_together is None:
-                return parse_document(data, path=path)  # for the error's line and column
+            if parsed_together is None:  # for the error's line and column:
+                return parse_document(data, path=path), False
             for index, (provider, selection, text) in zip(differing, parsed_together,
                                                           strict=True):
                 if provider != memory.providers[index]:
@@ -735,20 +739,18 @@ class DocumentCodec:
                 ordered[index] = selection
                 texts[index] = text
             else:
-                # Entries written as we write them: the document is ``data`` itself.
+                # Entries written as we write them: the document is ``data`` itself. It
+                # is not kept (a reader would hold its file twice, as texts and as
+                # bytes): a write on this state joins its texts once.
                 exact = all(texts[index] == entries[index] for index in differing)
-                sizes = memory.block_sizes if exact else None
-                if sizes is not None and differing:
-                    sizes = sizes.copy()
-                    for index in differing:
-                        sizes[index // _BLOCK] += len(texts[index]) - len(memory.texts[index])
                 result = dict(zip(memory.providers, ordered, strict=True))
                 # ``result`` is the source a write builds on: it then renders only the
                 # providers it changed.
                 self._memory = _Remembered(memory.providers, ordered, texts, memory.position,
-                                           result, data if exact else None, sizes)
-                return result
+                                           result)
+                return result, exact
         known, position = memory.texts, memory.position
+        exact = True
         providers: list[str] = []
         ordered = []
         texts = []
@@ -765,12 +767,14 @@ class DocumentCodec:
                 provider, selection = memory.providers[found], memory.selections[found]
             else:
                 parsed = _parse_entry(entry, path)
-                if parsed is None:
-                    return parse_document(data, path=path)  # for the error's line and column
+                if parsed is None:  # for the error's line and column:
+                    return parse_document(data, path=path), False
                 provider, selection = parsed
-                entry = _entry_bytes(provider, selection)  # the text as we would write it
+                text = _entry_bytes(provider, selection)  # the text as we would write it
+                exact = exact and text == entry
+                entry = text
             if provider <= previous:  # out of order, or a duplicate: let the full parse judge
-                return parse_document(data, path=path)
+                return parse_document(data, path=path), False
             previous = provider
             providers.append(provider)
             ordered.append(selection)
@@ -779,7 +783,7 @@ class DocumentCodec:
             position = {provider: i for i, provider in enumerate(providers)}
         result = dict(zip(providers, ordered, strict=True))
         self._memory = _Remembered(providers, ordered, texts, position, result)
-        return result
+        return result, exact
 
 
 def _differing(now: list[Selection], before: list[Selection]) -> list[int]:
