@@ -566,11 +566,7 @@ class FileBackend:
         held = self._held.take()
         if held is None:
             return lambda: None
-        try:
-            closing = _helper.submit(functools.partial(close_if_still, *held))
-        except RuntimeError:  # no thread can be started (a process limit, shutdown)
-            close_if_still(*held)
-            return lambda: None
+        closing = _helper.submit(functools.partial(close_if_still, *held))
 
         def wait() -> None:
             with contextlib.suppress(OSError):  # a read-only descriptor: nothing is lost
@@ -1266,14 +1262,25 @@ class _Helper:
         self._unfinished = 0
 
     def submit(self, job: Callable[[], _T]) -> Callable[[], _T]:
-        """Run ``job`` in the helper thread; call what is returned to wait for its result."""
+        """Run ``job`` in the helper thread; call what is returned to wait for its result.
+
+        Where no thread can be started (a process limit, an interpreter shutting down),
+        ``job`` runs here and now: a write never fails for want of a helper.
+        """
         with self._guard:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, args=(self._jobs,),
-                                                name="modelboard-writes", daemon=True)
-                self._thread.start()
+                started = threading.Thread(target=self._work, args=(self._jobs,),
+                                           name="modelboard-writes", daemon=True)
+                try:
+                    started.start()
+                    self._thread = started
+                except RuntimeError:
+                    self._thread = None
             thread = self._thread
-            self._unfinished += 1
+            if thread is not None:
+                self._unfinished += 1
+        if thread is None:
+            return _done_now(job)
         outcome: list[object] = []
         done = threading.Event()
         self._jobs.put((job, outcome, done))
@@ -1303,6 +1310,19 @@ class _Helper:
             with self._guard:
                 self._unfinished -= 1
             done.set()
+
+
+def _done_now(job: Callable[[], _T]) -> Callable[[], _T]:
+    """``job`` run here; what is returned gives its result or raises its exception."""
+    try:
+        result = job()
+    except Exception as exc:  # handed to whoever waits, as from the helper thread
+        error = exc
+
+        def fail() -> _T:
+            raise error
+        return fail
+    return lambda: result
 
 
 _helper = _Helper()

@@ -649,11 +649,12 @@ def test_equal_selections_that_render_differently_are_rendered_again() -> None:
         assert codec.render(changed) == render_document(changed)
 
 
+@pytest.mark.parametrize("providers", [1, 2_000], ids=["small", "hashed-elsewhere"])
 def test_a_write_when_no_thread_can_be_started_is_stored_and_keeps_one_descriptor(
-        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Closing the replaced copy goes to a helper thread; where none can be started (a
-    # process limit, an interpreter shutting down) it is closed here, and the write that
-    # reached the file is reported as done.
+        data_file: Path, monkeypatch: pytest.MonkeyPatch, providers: int) -> None:
+    # Closing the replaced copy (and, past 64 kB, hashing the document) goes to a helper
+    # thread; where none can be started (a process limit, an interpreter shutting down)
+    # it is done here, and the write that reached the file is reported as done.
     from modelboard.core import filebackend
 
     def descriptors() -> set[str]:
@@ -663,7 +664,10 @@ def test_a_write_when_no_thread_can_be_started_is_stored_and_keeps_one_descripto
                 found.add(os.readlink(f"/proc/self/fd/{fd}"))
         return found
 
-    store = open_writer(data_file)
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    data_file.write_text(json.dumps({f"provider-{i:04}": "m" for i in range(providers - 1)}))
+    store = open_store(data_file, catalog=Catalog.from_mapping(
+        {"openai": None, **{f"provider-{i:04}": None for i in range(providers - 1)}}))
     store.set_model_selection("openai", "first")
     monkeypatch.setattr(filebackend, "_helper", filebackend._Helper())
 
